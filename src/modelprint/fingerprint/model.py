@@ -1,0 +1,177 @@
+"""The Fingerprint: everything the checks need to know about one model, as plain data.
+
+It is what one streaming pass over a model produces and what a ``*.fp.json`` file holds, so a
+reference whose weights are not at hand can still be compared. Readers ignore keys they do
+not know; :data:`FORMAT` is bumped when the meaning of an existing key changes.
+
+JSON layout (see CONTRACT.md)::
+
+    {"format": "modelprint.fingerprint/1",
+     "model": {"reference", "kind", "revision", "files": {relpath: sha256}, "modelprint_version"},
+     "architecture": {ArchInfo fields},
+     "tensors": [{"role","layer","expert","tensor","shape","dtype","count","mean","std","l2",
+                  "sha256"}],
+     "curves": {role: {"std": [per layer or null], "mean": [...], "l2": [...]}},
+     "vectors": {role: [[float, ...] or null per layer]},   # biases and norms, raw stored values
+     "documents": {"files": [...], "findings": [...]},      # repository files (license scan)
+     "metadata": {...},                                      # small GGUF/safetensors metadata
+     "sketches": {...}}                                      # compact samples for alignment checks
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelprint.arch.base import ArchInfo
+from modelprint.errors import FingerprintFormatError
+
+FORMAT = "modelprint.fingerprint/1"
+#: Formats this version reads (older ones are listed here as they are retired with a shim).
+READABLE_FORMATS = (FORMAT,)
+
+
+@dataclass
+class TensorStat:
+    """Float64 statistics of one role slot (one layer's Q, one expert's up, ...)."""
+
+    role: str
+    layer: int | None
+    expert: int | None
+    tensor: str                 # stored tensor name the slot was read from
+    shape: list[int]            # shape of the slot in HF layout
+    dtype: str                  # stored dtype of the backing tensor
+    count: int
+    mean: float
+    std: float                  # unbiased (ddof=1), as torch.std on the float64 values
+    l2: float                   # Frobenius norm
+    sha256: str                 # of the backing stored tensor's bytes
+
+
+@dataclass
+class ModelInfo:
+    reference: str
+    kind: str                   # "directory" | "safetensors" | "gguf" | "hf" | "fingerprint"
+    revision: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    modelprint_version: str = ""
+
+
+@dataclass
+class Fingerprint:
+    model: ModelInfo
+    architecture: ArchInfo
+    tensors: list[TensorStat] = field(default_factory=list)
+    curves: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    vectors: dict[str, list[list[float] | None]] = field(default_factory=dict)
+    documents: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sketches: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+
+    # -- convenience accessors used by the checks -------------------------------------
+    @property
+    def name(self) -> str:
+        return self.model.reference
+
+    @property
+    def num_layers(self) -> int:
+        return self.architecture.num_layers
+
+    def curve(self, role: str, stat: str = "std") -> list[float | None] | None:
+        """Per-layer curve of ``stat`` for ``role``; None when the model lacks the role."""
+        c = self.curves.get(role, {}).get(stat)
+        if c is None or all(v is None for v in c):
+            return None
+        return c
+
+    def vector(self, role: str, layer: int) -> list[float] | None:
+        vs = self.vectors.get(role)
+        if vs is None or layer >= len(vs):
+            return None
+        return vs[layer]
+
+    def has_role(self, role: str) -> bool:
+        return self.curve(role) is not None or role in self.vectors
+
+    # -- JSON --------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "model": asdict(self.model),
+            "architecture": self.architecture.to_json(),
+            "tensors": [asdict(t) for t in self.tensors],
+            "curves": self.curves,
+            "vectors": self.vectors,
+            "documents": self.documents,
+            "metadata": self.metadata,
+            "sketches": self.sketches,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "<fingerprint>") -> Fingerprint:
+        if not isinstance(data, dict):
+            raise FingerprintFormatError(where, "not a JSON object")
+        fmt = data.get("format")
+        if fmt not in READABLE_FORMATS:
+            raise FingerprintFormatError(
+                where,
+                f"format {fmt!r} is not readable by this modelprint (reads {', '.join(READABLE_FORMATS)}); "
+                "re-create it with `modelprint fingerprint`",
+            )
+        try:
+            model = ModelInfo(**{k: v for k, v in data["model"].items()
+                                 if k in ModelInfo.__dataclass_fields__})
+            arch = ArchInfo.from_json(data["architecture"])
+            tensors = [TensorStat(**{k: v for k, v in t.items()
+                                     if k in TensorStat.__dataclass_fields__})
+                       for t in data.get("tensors", [])]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise FingerprintFormatError(where, f"missing or malformed field: {exc}") from None
+        return cls(
+            model=model, architecture=arch, tensors=tensors,
+            curves=data.get("curves", {}), vectors=data.get("vectors", {}),
+            documents=data.get("documents", {}), metadata=data.get("metadata", {}),
+            sketches=data.get("sketches", {}), format=fmt,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically: a reader never sees half a file, a crash leaves no debris."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(_finite(self.to_json()), fh, allow_nan=False, separators=(",", ":"))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> Fingerprint:
+        path = Path(path)
+        try:
+            with path.open(encoding="utf-8") as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            raise FingerprintFormatError(path, "file not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FingerprintFormatError(path, f"not valid JSON ({exc})") from None
+        return cls.from_json(data, where=str(path))
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: map non-finite floats to null (they mean "no value")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
