@@ -1,0 +1,39 @@
+"""Shared fixtures: the real models of shared/MODELS.md, and a private cache directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelprint import realmodels
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test session gets its own fingerprint cache, so tests never see stale entries.
+    Gemma 3 is assembled into a folder outside it (see ``realmodels.gemma3_gguf``)."""
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mp-cache"))
+
+
+def _real(getter: object) -> Path:
+    try:
+        return getter()  # type: ignore[operator]
+    except Exception as exc:  # the packages are installed by `make test`
+        pytest.fail(f"real model not available ({exc}); run `make test` to install it")
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return _real(realmodels.minilm_dir)
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    return _real(realmodels.smollm2_gguf)
+
+
+@pytest.fixture(scope="session")
+def gemma3_gguf() -> Path:
+    return _real(realmodels.gemma3_gguf)
