@@ -12,6 +12,8 @@ from modelprint.checks.base import Check
 
 #: name -> module; order is the display order.
 _MODULES: dict[str, str] = {
+    "identity": "modelprint.checks.identity",
+    "weights_cosine": "modelprint.checks.weights_cosine",
     "attention_std": "modelprint.checks.attention_std",
     "qkv_bias": "modelprint.checks.qkv_bias",
     "layernorm": "modelprint.checks.layernorm",
