@@ -8,8 +8,9 @@ number alone misleads (METHODS.md §2.2):
   lag-1 autocorrelation of each curve and the effective number of points
   ``n_eff ≈ L (1 − ρA ρB) / (1 + ρA ρB)`` (Bartlett's correction for two AR(1) series);
 * two trending curves correlate whatever their origin, so we also correlate their first
-  differences ("detrended" r), optionally leaving out the edge layers, whose jumps (layer 0,
-  last layer) are a shared architectural effect rather than an inherited one;
+  differences ("detrended" r) and their residuals from a quadratic fit in depth (a shared
+  *curved* shape survives first differencing as a trend), leaving out the edge layers, whose
+  jumps (layer 0, last layer) are a shared architectural effect rather than an inherited one;
 * Spearman's rank correlation is reported next to Pearson's as a robustness view;
 * a curve with no variation (Gemma 3: every q/k/v std is exactly 1/sqrt(640)) carries **no
   information** — every function here returns ``None`` for it instead of dividing by zero;
@@ -99,6 +100,17 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
 def detrend(x: np.ndarray) -> np.ndarray:
     """First differences: removes any smooth trend shared by two curves."""
     return np.diff(np.asarray(x, dtype=np.float64))
+
+
+def poly_residual(x: np.ndarray, degree: int = 2) -> np.ndarray:
+    """Residuals of a least-squares polynomial in depth: removes smooth shared shapes
+    (curvature survives first differencing as a trend of its own)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < degree + 4:
+        return x[:0]
+    t = np.linspace(-1.0, 1.0, x.size)
+    coef = np.polynomial.polynomial.polyfit(t, x, degree)
+    return x - np.polynomial.polynomial.polyval(t, coef)
 
 
 def lag1_autocorr(x: np.ndarray) -> float | None:
@@ -236,6 +248,7 @@ class CurveComparison:
 
     r: float | None                  # the seed's Pearson r
     r_detrended: float | None        # Pearson of first differences (edge layers trimmed)
+    r_residual: float | None         # Pearson of residuals from a quadratic in depth (trimmed)
     spearman: float | None
     n: int                           # paired layers
     n_eff: float | None
@@ -253,9 +266,10 @@ class CurveComparison:
         return asdict(self)
 
 
-def compare_curves(x: np.ndarray, y: np.ndarray, *, trim: int = 1) -> CurveComparison:
+def compare_curves(x: np.ndarray, y: np.ndarray, *, trim: int = 1,
+                   degree: int = 2) -> CurveComparison:
     """Compare two paired curves; ``trim`` edge layers at each end are left out of the
-    detrended r (edge jumps are shared by architecture, not by inheritance)."""
+    detrended views (edge jumps are shared by architecture, not by inheritance)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     flat_a, flat_b = is_flat(x), is_flat(y)
@@ -263,11 +277,14 @@ def compare_curves(x: np.ndarray, y: np.ndarray, *, trim: int = 1) -> CurveCompa
     n_eff = effective_n(x, y) if r is not None else None
     t = max(0, int(trim))
     xi, yi = (x[t:x.size - t], y[t:y.size - t]) if x.size > 2 * t else (x[:0], y[:0])
-    r_d = None
+    r_d = r_res = None
     if r is not None:
         r_d = pearson(detrend(xi), detrend(yi), scale_x=_mag(x), scale_y=_mag(y))
+        r_res = pearson(poly_residual(xi, degree), poly_residual(yi, degree),
+                        scale_x=_mag(x), scale_y=_mag(y))
     return CurveComparison(
-        r=r, r_detrended=r_d, spearman=spearman(x, y) if r is not None else None,
+        r=r, r_detrended=r_d, r_residual=r_res,
+        spearman=spearman(x, y) if r is not None else None,
         n=int(x.size), n_eff=n_eff,
         autocorr_a=lag1_autocorr(x), autocorr_b=lag1_autocorr(y),
         p_approx=pearson_p_approx(r, n_eff), flat_a=flat_a, flat_b=flat_b,

@@ -73,7 +73,7 @@ def vector_seed_evidence(check: str, roles: Sequence[str], what: str, a: ModelVi
         ev = seed.no_information(check, thr, why, details)
         ev.summary += f"; {vec_txt}"
         return ev
-    dec = seed.weak_decision(check, score, res.r_detrended, opts)
+    dec = seed.weak_decision(check, res, opts)
     details["null"] = dec.null
     dec.add(_vector_failures(check, vr, ratio, opts, details, use_magnitude=use_magnitude))
     indicates = dec.indicates
