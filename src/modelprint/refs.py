@@ -109,7 +109,7 @@ def _check_directory(path: Path) -> Path:
     weights = [n for n in names if n.lower().endswith(".safetensors")]
     has_index = "model.safetensors.index.json" in names
     if not weights and not has_index:
-        pickles = [n for n in names if is_pickle_name(n) or n.endswith((".bin.index.json"))]
+        pickles = [n for n in names if is_pickle_name(n) or n.endswith(".bin.index.json")]
         if pickles:
             raise PickleRefusedError(path / pickles[0], PICKLE_ADVICE)
         ggufs = [n for n in names if n.lower().endswith(".gguf")]

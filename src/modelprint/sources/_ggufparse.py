@@ -10,6 +10,7 @@ The test suite cross-checks this parser against ``GGUFReader``.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,7 @@ def parse_header(buf: memoryview, path: Path) -> GGUFHeader:
         header.tensors.append(t)
         spans.append((start, start + nbytes, name))
     spans.sort()
-    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+    for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
         if start_b < end_a:
             raise c.fail(f"tensors {a!r} and {b!r} overlap in the file")
     return header

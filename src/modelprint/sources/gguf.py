@@ -153,7 +153,8 @@ class GGUFSource(ModelSource):
         return [self.path]
 
     def repo_files(self) -> list[Path]:
-        return list_repo_files(self.root, self.root, DOC_PATTERNS, max_depth=1)
+        folder = self.path.parent
+        return list_repo_files(folder, folder, DOC_PATTERNS, max_depth=1)
 
     # -- data ---------------------------------------------------------------------------
     def _tensor(self, name: str) -> GGUFTensor:
@@ -233,7 +234,7 @@ class GGUFSource(ModelSource):
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         t = self._tensor(name)
         for i in range(t.offset, t.offset + t.nbytes, RAW_CHUNK):
-            yield memoryview(self._data[i:min(i + RAW_CHUNK, t.offset + t.nbytes)])
+            yield self._data[i:min(i + RAW_CHUNK, t.offset + t.nbytes)].data
 
     def close(self) -> None:
         """Drop our references; the map is released once handed-out views are gone."""

@@ -299,7 +299,7 @@ class SafetensorsSource(ModelSource):
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         raw = self._where[name].raw(name)
         for i in range(0, raw.size, RAW_CHUNK):
-            yield memoryview(raw[i:i + RAW_CHUNK])
+            yield raw[i:i + RAW_CHUNK].data
 
     def weight_files(self) -> list[Path]:
         return [f.path for f in self._files]
