@@ -1,0 +1,179 @@
+"""The family registry and :func:`resolve`: a source's config -> ArchInfo + role slots.
+
+The family is read from ``config.json``'s ``model_type`` (or, for GGUF sources, the
+``general.architecture`` their synthesised config carries as ``model_type`` with
+``_naming == "gguf"``). It is never guessed from tensor names: a model whose family is unknown
+is an :class:`UnsupportedArchitectureError` listing what is supported, because a wrong guess
+would silently compare the wrong tensors.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ModelFileError, UnsupportedArchitectureError
+from ..sources.base import ModelSource
+from .base import ArchInfo, RoleSlot
+from .gguf_names import GGUF_FAMILIES, gguf_rules
+from .hf_classic import bert_rules, gpt2_rules, neox_rules
+from .hf_decoder import decoder_rules
+from .rules import Rule, Shape, map_tensors
+
+
+@dataclass(frozen=True)
+class Family:
+    """One supported HF family: canonical name, rules, and whether norms are ``1 + w``."""
+
+    name: str
+    rules: Callable[[dict[str, Any]], list[Rule]]
+    norm_offset: float = 0.0
+    encoder: bool = False            # no LM head at all (BERT)
+
+
+def _decoder(name: str, norm_offset: float = 0.0) -> Family:
+    return Family(name, lambda cfg: decoder_rules(name, bool(cfg.get("sandwich_norm"))),
+                  norm_offset)
+
+
+#: HF ``model_type`` -> family. Gemma's RMSNorm computes ``x * (1 + w)`` in transformers.
+HF_FAMILIES: dict[str, Family] = {
+    "llama": _decoder("llama"),
+    "mistral": _decoder("mistral"),
+    "qwen2": _decoder("qwen2"),
+    "qwen3": _decoder("qwen3"),
+    "gemma": _decoder("gemma", 1.0),
+    "gemma2": _decoder("gemma2", 1.0),
+    "gemma3_text": _decoder("gemma3", 1.0),
+    "gemma3": _decoder("gemma3", 1.0),          # multimodal wrapper; text_config is used
+    "phi3": _decoder("phi3"),
+    "mixtral": _decoder("mixtral"),
+    "qwen2_moe": _decoder("qwen2_moe"),
+    "qwen3_moe": _decoder("qwen3_moe"),
+    "deepseek_v2": _decoder("deepseek_v2"),
+    "deepseek_v3": _decoder("deepseek_v3"),
+    "PanguProMoE": _decoder("pangu_pro_moe"),
+    "gpt2": Family("gpt2", lambda cfg: gpt2_rules()),
+    "bert": Family("bert", lambda cfg: bert_rules(), encoder=True),
+    "gpt_neox": Family("gpt_neox", lambda cfg: neox_rules()),
+}
+
+
+def supported_families() -> list[str]:
+    """Every accepted ``model_type`` and GGUF ``general.architecture``, for messages/docs."""
+    hf = sorted(HF_FAMILIES, key=str.lower)
+    return hf + [f"{a} (GGUF)" for a in sorted(GGUF_FAMILIES)]
+
+
+def _unsupported(where: str, model_type: object, what: str) -> UnsupportedArchitectureError:
+    shown = "missing" if model_type in (None, "") else repr(str(model_type)[:80])
+    hf = ", ".join(sorted(HF_FAMILIES, key=str.lower))
+    gg = ", ".join(sorted(GGUF_FAMILIES))
+    return UnsupportedArchitectureError(
+        where, f"unsupported architecture: {what} is {shown}; supported model_type values: "
+        f"{hf}; GGUF general.architecture values: {gg}")
+
+
+def _first(cfg: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        v = cfg.get(k)
+        if v is not None:
+            return v
+    return None
+
+
+def _int(where: str, cfg: dict[str, Any], *keys: str, default: int | None = None) -> int:
+    v = _first(cfg, *keys)
+    if v is None:
+        if default is not None:
+            return default
+        raise ModelFileError(where, f"config lacks {keys[0]}, needed to map the tensors")
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        raise ModelFileError(where, f"config field {keys[0]} is {v!r}, not an integer") from None
+
+
+def _shape(where: str, family: str, cfg: dict[str, Any]) -> tuple[Shape, dict[str, Any]]:
+    hidden = _int(where, cfg, "hidden_size", "n_embd", "d_model")
+    heads = _int(where, cfg, "num_attention_heads", "n_head")
+    kv = _int(where, cfg, "num_key_value_heads", "n_head_kv", default=heads)
+    if family in ("gpt2", "bert", "gpt_neox"):
+        kv = heads                       # no grouped-query attention in these families
+    if family.startswith("deepseek"):
+        head_dim = (_int(where, cfg, "qk_nope_head_dim", default=0)
+                    + _int(where, cfg, "qk_rope_head_dim", default=0)) or hidden // heads
+    else:
+        head_dim = _int(where, cfg, "head_dim", default=hidden // max(heads, 1))
+    inter = _first(cfg, "intermediate_size", "n_inner", "ffn_dim")
+    if inter is None and family == "gpt2":
+        inter = 4 * hidden
+    facts = {
+        "num_layers": _int(where, cfg, "num_hidden_layers", "n_layer", "num_layers"),
+        "vocab_size": _first(cfg, "vocab_size"),
+        "num_experts": _first(cfg, "num_local_experts", "num_experts", "n_routed_experts"),
+    }
+    shape = Shape(where, family, hidden, heads, kv, head_dim,
+                  int(inter) if inter is not None else None)
+    return shape, facts
+
+
+def resolve(source: ModelSource) -> tuple[ArchInfo, list[RoleSlot]]:
+    """Map ``source``'s tensors onto roles. Raises :class:`UnsupportedArchitectureError` for an
+    unknown family and :class:`ModelFileError` when config and tensors disagree."""
+    where = source.reference
+    cfg = dict(source.config() or {})
+    model_type = cfg.get("model_type")
+    gguf = cfg.get("_naming") == "gguf"
+    if gguf:
+        if not isinstance(model_type, str) or model_type not in GGUF_FAMILIES:
+            raise _unsupported(where, model_type, "GGUF general.architecture")
+        name = GGUF_FAMILIES[model_type]
+        rules = gguf_rules(name)
+        norm_offset, encoder = 0.0, name == "bert"
+    else:
+        if not isinstance(model_type, str) or model_type not in HF_FAMILIES:
+            raise _unsupported(where, model_type, "config.json model_type")
+        fam = HF_FAMILIES[model_type]
+        if isinstance(cfg.get("text_config"), dict):   # multimodal wrapper: text tower only
+            cfg = {**cfg, **cfg["text_config"]}
+        name, rules = fam.name, fam.rules(cfg)
+        norm_offset, encoder = fam.norm_offset, fam.encoder
+    shape, facts = _shape(where, name, cfg)
+    tensors = source.tensors()
+    slots = map_tensors(tensors.values(), rules, shape)
+    if not slots:
+        raise ModelFileError(where, f"no tensor matches the {name} naming; is model_type "
+                             f"{model_type!r} right for these weights?")
+    roles = {s.role for s in slots}
+    dtype_bytes: Counter[str] = Counter()
+    for tname in {s.tensor for s in slots}:
+        dtype_bytes[tensors[tname].dtype] += tensors[tname].nbytes
+    info = ArchInfo(
+        family=name,
+        num_layers=facts["num_layers"],
+        hidden_size=shape.hidden,
+        num_heads=shape.heads,
+        num_kv_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
+        intermediate_size=shape.intermediate,
+        vocab_size=int(facts["vocab_size"]) if facts["vocab_size"] is not None else None,
+        num_experts=int(facts["num_experts"]) if facts["num_experts"] else None,
+        norm_offset=norm_offset,
+        tied_embeddings=(not encoder and "embed" in roles and "lm_head" not in roles),
+        dtype=dtype_bytes.most_common(1)[0][0] if dtype_bytes else "",
+        model_type=str(model_type),
+    )
+    _check_layers(where, info, slots)
+    return info, slots
+
+
+def _check_layers(where: str, info: ArchInfo, slots: list[RoleSlot]) -> None:
+    """Layer indices must lie inside the config's layer count: a mismatch means the config
+    belongs to another model (or the file was truncated by a converter)."""
+    layers = {s.layer for s in slots if s.layer is not None}
+    if layers and max(layers) >= info.num_layers:
+        raise ModelFileError(where, f"weights have layer {max(layers)} but the config says "
+                             f"{info.num_layers} layers")
