@@ -1,0 +1,193 @@
+"""Exact float64 moments of weight tensors, streamed block by block.
+
+The seed statistic is ``torch.std`` (unbiased) of a whole weight matrix in float64; ports that
+take it in bf16 get three-digit values, and loading a multi-GB tensor as float64 is not an
+option. So statistics are accumulated here from blocks of the *stored* values:
+
+* 16-bit floats (float16, bfloat16) and 8-bit floats have at most 65,536 distinct values. We
+  count the raw bit patterns with ``np.bincount`` in cache-sized chunks (the int64 index copy
+  ``bincount`` makes stays in L2) and take the moments in float64 from the distinct values and
+  their counts. That is exact up to the final float64 sums and several times faster than
+  converting every element to float64 (about 1.3 GB/s of stored weights on one core here).
+* float32/float64 blocks (and dequantised GGUF blocks) are converted to float64 in chunks of
+  ``FLOAT_CHUNK`` elements; each chunk contributes a two-pass (mean, M2) pair.
+
+Partial results are merged with Chan, Golub and LeVeque's pairwise update, which is what
+makes a layer's experts, a model's shards and a tensor's blocks combine into the same numbers
+whatever the order, to ~1e-15 relative. NaN and Inf are never averaged away: they raise
+:class:`NonFiniteWeightsError` naming the file and the tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+
+from modelprint.errors import NonFiniteWeightsError
+
+#: Elements per ``bincount`` call: 512k uint16 -> a 4 MB int64 index copy, measured fastest
+#: here (smaller chunks pay the 65,536-bin add, larger ones fall out of cache).
+HIST_CHUNK = 1 << 19
+#: Elements per float64 conversion chunk (1 MB of float64).
+FLOAT_CHUNK = 1 << 17
+
+_HIST_DTYPES = {
+    np.dtype(np.float16): np.uint16,
+    np.dtype(ml_dtypes.bfloat16): np.uint16,
+    np.dtype(ml_dtypes.float8_e4m3fn): np.uint8,
+    np.dtype(ml_dtypes.float8_e5m2): np.uint8,
+}
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean and sum of squared deviations (M2) of a set of float64 values."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def merge(self, other: Moments) -> Moments:
+        """Chan et al.'s pairwise combination: exact in exact arithmetic, stable in float64."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        m2 = self.m2 + other.m2 + delta * delta * (self.count * other.count / n)
+        return Moments(n, mean, m2)
+
+    def shifted(self, offset: float) -> Moments:
+        """Moments of ``x + offset`` (Gemma norms are applied as ``1 + w``)."""
+        return Moments(self.count, self.mean + offset, self.m2) if offset else self
+
+    @property
+    def std(self) -> float:
+        """Unbiased (ddof=1) standard deviation, as ``torch.std``; NaN below two values."""
+        if self.count < 2:
+            return math.nan
+        return math.sqrt(max(self.m2, 0.0) / (self.count - 1))
+
+    @property
+    def l2(self) -> float:
+        """Frobenius norm: sum x^2 = M2 + n mean^2 (two non-negative terms, no cancellation)."""
+        return math.sqrt(max(self.m2, 0.0) + self.count * self.mean * self.mean)
+
+
+def moments_of(values: np.ndarray) -> Moments:
+    """Two-pass moments of an in-memory array (callers keep it small)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        return Moments()
+    mean = float(x.sum() / x.size)
+    d = x - mean
+    # the residual sum corrects the mean to the last bit (Björck's corrected two-pass)
+    corr = float(d.sum())
+    mean_c = mean + corr / x.size
+    return Moments(int(x.size), mean_c, float(d @ d) - corr * corr / x.size)
+
+
+def _value_table(dtype: np.dtype, ubits: type[np.unsignedinteger]) -> np.ndarray:
+    n = 1 << (8 * np.dtype(ubits).itemsize)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN patterns warn in the cast
+        return np.arange(n, dtype=ubits).view(dtype).astype(np.float64)
+
+
+_TABLES: dict[np.dtype, np.ndarray] = {}
+
+
+def _table(dtype: np.dtype) -> np.ndarray:
+    t = _TABLES.get(dtype)
+    if t is None:
+        t = _TABLES[dtype] = _value_table(dtype, _HIST_DTYPES[dtype])
+    return t
+
+
+def _flat(block: np.ndarray) -> np.ndarray:
+    """A 1-D view in memory order (no copy for C- or F-ordered blocks; order is irrelevant
+    to moments)."""
+    return np.ravel(block, order="K")
+
+
+class Accumulator:
+    """Moments of every value fed to :meth:`add`, in any float dtype, in constant memory."""
+
+    def __init__(self) -> None:
+        self._hists: dict[np.dtype, np.ndarray] = {}
+        self._moments = Moments()
+        self._nonfinite = 0
+
+    def add(self, block: np.ndarray) -> None:
+        block = np.asarray(block)
+        if block.size == 0:
+            return
+        ubits = _HIST_DTYPES.get(block.dtype)
+        if ubits is not None:
+            self._add_hist(_flat(block).view(ubits), block.dtype)
+        elif block.dtype.kind == "f":
+            self._add_float(_flat(block))
+        else:
+            raise TypeError(f"not a floating-point block: {block.dtype}")
+
+    def _add_hist(self, bits: np.ndarray, dtype: np.dtype) -> None:
+        hist = self._hists.get(dtype)
+        if hist is None:
+            hist = self._hists[dtype] = np.zeros(1 << (8 * bits.itemsize), dtype=np.int64)
+        for i in range(0, bits.size, HIST_CHUNK):
+            counts = np.bincount(bits[i:i + HIST_CHUNK])
+            hist[: counts.size] += counts
+
+    def _add_float(self, x: np.ndarray) -> None:
+        m = self._moments
+        for i in range(0, x.size, FLOAT_CHUNK):
+            c = x[i:i + FLOAT_CHUNK].astype(np.float64)
+            s = float(c.sum())
+            if not math.isfinite(s):
+                bad = int(np.count_nonzero(~np.isfinite(c)))
+                if bad:
+                    self._nonfinite += bad
+                    continue
+                m = m.merge(moments_of(c))  # finite values whose sum overflowed (float64 only)
+                continue
+            mean = s / c.size
+            c -= mean
+            m = m.merge(Moments(int(c.size), mean, float(c @ c)))
+        self._moments = m
+
+    def result(self, where: str | Path | None = None, tensor: str = "") -> Moments:
+        """The moments so far. ``where``/``tensor`` name the culprit if a NaN/Inf was seen."""
+        m = self._moments
+        for dtype, hist in self._hists.items():
+            table = _table(dtype)
+            finite = np.isfinite(table)
+            self._nonfinite += int(hist[~finite].sum())
+            hist[~finite] = 0
+            nz = np.flatnonzero(hist)
+            if nz.size == 0:
+                continue
+            c = hist[nz].astype(np.float64)
+            v = table[nz]
+            n = int(hist[nz].sum())
+            mean = float((c * v).sum() / n)
+            d = v - mean
+            m = m.merge(Moments(n, mean, float((c * d * d).sum())))
+        if self._nonfinite:
+            raise NonFiniteWeightsError(
+                where, f"tensor {tensor!r} holds {self._nonfinite} NaN/Inf value(s); "
+                "statistics over them would be meaningless")
+        return m
+
+
+def tensor_moments(blocks: Iterable[np.ndarray], where: str | Path | None = None, tensor: str = "") -> Moments:
+    """Moments of an iterable of blocks (convenience for tests and benchmarks)."""
+    acc = Accumulator()
+    for b in blocks:
+        acc.add(b)
+    return acc.result(where, tensor)
