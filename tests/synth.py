@@ -204,6 +204,10 @@ def _decoder(b: _Builder, fam: str, c: dict[str, Any]) -> None:
             b.add(p + "post_attention_layernorm.weight", (d,), "norm.attn_post", i)
             b.add(p + "pre_feedforward_layernorm.weight", (d,), "norm.mlp", i)
             b.add(p + "post_feedforward_layernorm.weight", (d,), "norm.mlp_post", i)
+        elif fam == "pangu_pro_moe" and c.get("sandwich_norm"):
+            b.add(p + "post_attention_layernorm.weight", (d,), "norm.attn_post", i)
+            b.add(p + "pre_mlp_layernorm.weight", (d,), "norm.mlp", i)
+            b.add(p + "post_mlp_layernorm.weight", (d,), "norm.mlp_post", i)
         else:
             b.add(p + "post_attention_layernorm.weight", (d,), "norm.mlp", i)
         _ffn(b, fam, p, i, c)

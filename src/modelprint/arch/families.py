@@ -166,14 +166,25 @@ def resolve(source: ModelSource) -> tuple[ArchInfo, list[RoleSlot]]:
         dtype=dtype_bytes.most_common(1)[0][0] if dtype_bytes else "",
         model_type=str(model_type),
     )
-    _check_layers(where, info, slots)
-    return info, slots
+    return info, _check_layers(where, info, slots, _int(where, cfg, "num_nextn_predict_layers",
+                                                         default=0))
 
 
-def _check_layers(where: str, info: ArchInfo, slots: list[RoleSlot]) -> None:
-    """Layer indices must lie inside the config's layer count: a mismatch means the config
-    belongs to another model (or the file was truncated by a converter)."""
+def _check_layers(where: str, info: ArchInfo, slots: list[RoleSlot],
+                  nextn: int) -> list[RoleSlot]:
+    """Every layer of the config must have tensors and none may lie beyond it: a mismatch means
+    the config belongs to another model, or the name map does not fit these weights.
+    DeepSeek-V3's multi-token-prediction layers (``num_nextn_predict_layers``, stored as layers
+    ``L..L+n-1``) are not part of the decoder stack and are dropped."""
+    n = info.num_layers
+    slots = [s for s in slots if s.layer is None or s.layer < n or s.layer >= n + nextn]
     layers = {s.layer for s in slots if s.layer is not None}
-    if layers and max(layers) >= info.num_layers:
+    if layers and max(layers) >= n:
         raise ModelFileError(where, f"weights have layer {max(layers)} but the config says "
-                             f"{info.num_layers} layers")
+                             f"{n} layers")
+    missing = sorted(set(range(n)) - layers)
+    if missing:
+        raise ModelFileError(where, f"no {info.family} tensors found for layer {missing[0]} "
+                             f"({len(missing)} of {n} layers missing); is model_type "
+                             f"{info.model_type!r} right for these weights?")
+    return slots
