@@ -9,6 +9,16 @@ in float16 (≈ 11 kB per slot in JSON): enough for a row-permutation test with 
 (see ``checks/permutation.py``), small enough that a 48-layer model's fingerprint stays a few
 MB. Experts beyond the first :data:`MAX_EXPERTS` of a layer are not sketched.
 
+Two more sketches serve the alignment checks (AWM, arXiv 2510.06738):
+
+* ``embedding``: the embedding rows of up to :data:`EMBED_TOKENS` token strings, chosen as the
+  tokens whose sha256 is smallest (a bottom-k sample of the vocabulary: two models that share
+  most of a vocabulary share most of their samples, whatever their token ids), float16.
+* ``projection``: per layer, ``W^T R`` for the attention Q and K weights ``W`` (out x d) and a
+  seeded Gaussian ``R`` (out x :data:`PROJ_DIM`) / sqrt(PROJ_DIM): the residual axis stays
+  whole (it is what the embedding alignment permutes) while the output axis, which linear CKA
+  only sees through its Gram matrix, is compressed by a random projection (Johnson-Lindenstrauss).
+
 JSON layout: ``sketches["matrix"][f"{role}|{layer}|{expert}"] = {"shape": [r, c], "rows": [...],
 "cols": [...], "values": base64(float16 little-endian, row-major |R|x|C|)}`` (``layer`` and
 ``expert`` are ``-`` when None).
@@ -26,6 +36,9 @@ import numpy as np
 SKETCH_ROWS = 64
 SKETCH_COLS = 64
 MAX_EXPERTS = 8
+EMBED_TOKENS = 1024
+PROJ_DIM = 32
+PROJ_ROLES = ("attn.q", "attn.k")
 SKETCH_VERSION = 1
 
 
@@ -49,10 +62,41 @@ def encode(values: np.ndarray) -> str:
 
 
 def decode(entry: dict[str, Any]) -> np.ndarray:
-    """float64 array ``(|R|, |C|)`` of one sketch entry."""
+    """float64 array of one sketch entry (shape from ``rows``/``cols`` or ``dims``)."""
     raw = base64.b64decode(entry["values"])
     arr = np.frombuffer(raw, dtype="<f2").astype(np.float64)
+    if "dims" in entry:
+        return arr.reshape(entry["dims"])
     return arr.reshape(len(entry["rows"]), len(entry["cols"]))
+
+
+def token_sample(vocab: list[str], k: int = EMBED_TOKENS) -> list[tuple[str, int]]:
+    """The bottom-k token strings by sha256, with their ids (first id wins on duplicates)."""
+    first: dict[str, int] = {}
+    for i, tok in enumerate(vocab):
+        if isinstance(tok, str) and tok not in first:
+            first[tok] = i
+    keyed = sorted(first, key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
+    return [(t, first[t]) for t in keyed[:k]]
+
+
+def projection_matrix(out_dim: int, k: int = PROJ_DIM) -> np.ndarray:
+    """Seeded Gaussian projection of the output axis, a pure function of ``out_dim``."""
+    seed = int.from_bytes(hashlib.sha256(f"modelprint-proj:{out_dim}".encode()).digest()[:8],
+                          "little")
+    return np.random.default_rng(seed).normal(size=(out_dim, k)) / np.sqrt(k)
+
+
+def projection_entry(matrix: np.ndarray) -> dict[str, Any]:
+    """``W^T R`` of an (out x d) matrix: d x PROJ_DIM, float16."""
+    proj = np.asarray(matrix, dtype=np.float64).T @ projection_matrix(matrix.shape[0])
+    return {"dims": [int(proj.shape[0]), int(proj.shape[1])], "values": encode(proj)}
+
+
+def embedding_entry(tokens: list[str], rows: np.ndarray) -> dict[str, Any]:
+    rows = np.asarray(rows, dtype=np.float64)
+    return {"tokens": tokens, "dims": [int(rows.shape[0]), int(rows.shape[1])],
+            "values": encode(rows)}
 
 
 def entry(shape: tuple[int, int], sampled_rows: np.ndarray) -> dict[str, Any]:
@@ -94,7 +138,32 @@ def compute_sketches(source: Any, arch: Any, slots: Any) -> dict[str, Any]:
         block = load_slot(source, slot, rows=rows)
         out[slot_key(slot.role, slot.layer, slot.expert)] = entry(
             (int(shape[0]), int(shape[1])), block)
-    return {"version": SKETCH_VERSION, "matrix": out} if out else {}
+    result: dict[str, Any] = {"version": SKETCH_VERSION, "matrix": out} if out else {}
+    embed = _embedding_sketch(source, slots, load_slot)
+    if embed is not None:
+        result["embedding"] = embed
+    proj = {slot_key(s.role, s.layer, s.expert): projection_entry(load_slot(source, s))
+            for s in slots if s.role in PROJ_ROLES and s.layer is not None and s.expert is None}
+    if proj:
+        result["projection"] = proj
+    return result
+
+
+def _embedding_sketch(source: Any, slots: Any, load_slot: Any) -> dict[str, Any] | None:
+    embed = next((s for s in slots if s.role == "embed" and s.layer is None), None)
+    vocab = source.vocabulary()
+    if embed is None or not vocab:
+        return None
+    probe = load_slot(source, embed, rows=np.array([0]))
+    n_rows = _slot_rows(source, embed, probe)
+    sample = [(t, i) for t, i in token_sample(vocab[:n_rows])]
+    if not sample:
+        return None
+    ids = np.array([i for _, i in sample])
+    order = np.argsort(ids)
+    rows = np.empty((len(ids), probe.shape[1]), dtype=np.float64)
+    rows[order] = load_slot(source, embed, rows=ids[order])
+    return embedding_entry([t for t, _ in sample], rows)
 
 
 def _slot_rows(source: Any, slot: Any, probe: np.ndarray) -> int:
