@@ -62,7 +62,6 @@ def scan_repository(files: list[Path], metadata: dict[str, Any] | None,
     from modelprint.license.signatures import load_signatures
 
     sigs = load_signatures()
-    root_res = root.resolve() if root is not None else None
     entries: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
     truncated = False
@@ -81,7 +80,7 @@ def scan_repository(files: list[Path], metadata: dict[str, Any] | None,
                                  "scanned": False, "note": None}
         entries.append(entry)
         try:
-            note = _refuse(path, root_res)
+            note = _refuse(path)
             if note:
                 entry["note"] = note
                 continue
@@ -131,16 +130,14 @@ def _rel(path: Path, root: Path | None) -> str:
     return path.name
 
 
-def _refuse(path: Path, root: Path | None) -> str | None:
-    """Why a path is not read: not a regular file, or a link leading out of the repository."""
+def _refuse(path: Path) -> str | None:
+    """Why a path is not read. Keeping symbolic links inside the repository is the source's
+    job (``sources._files.list_repo_files``): a hub snapshot's files are links into its blob
+    store, outside the snapshot folder, and must be read."""
     if not path.exists():
         return "missing"
     if not path.is_file():
         return "not a regular file"
-    if path.is_symlink() and root is not None:
-        target = path.resolve()
-        if root != target and root not in target.parents:
-            return "symbolic link out of the repository: not read"
     return None
 
 
