@@ -17,6 +17,7 @@ multiple of the block size fall back to F32, as llama.cpp does; 1-D tensors are 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -24,7 +25,8 @@ import numpy as np
 from .synth import SynthModel, _tokens, role_std
 
 GGUF_ARCHS = ("llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "gemma", "gemma2", "gemma3",
-              "phi3")
+              "phi3", "gpt2", "gptneox", "bert", "deepseek2")
+CLASSIC_ARCHS = ("gpt2", "gptneox", "bert")   # no GQA, biases and LayerNorm biases
 PERMUTED_ARCHS = ("llama",)  # llama.cpp permutes q/k only for LlamaModel (and its subclasses)
 
 # Byte offsets of the f16 scale fields inside one K-quant block: (start, count).
@@ -86,12 +88,15 @@ def make_gguf(tmp_path: Path, arch: str = "llama", qtype: str = "F32", *, layers
     if arch not in GGUF_ARCHS:
         raise ValueError(f"unknown synthetic GGUF arch {arch!r}; known: {', '.join(GGUF_ARCHS)}")
     rng = np.random.default_rng(seed)
+    n_layers = layers
     d, h, kv, ff = hidden, heads, kv_heads, intermediate or 2 * hidden
+    if arch in CLASSIC_ARCHS or arch == "deepseek2":
+        kv = h
     hd = d // h
     gemma = arch.startswith("gemma")
-    moe = arch in ("qwen2moe", "qwen3moe") or experts is not None
+    moe = arch in ("qwen2moe", "qwen3moe", "deepseek2") or experts is not None
     E = experts or (4 if moe else 0)
-    tied = gemma if tied is None else tied
+    tied = (gemma or arch in ("gpt2", "bert")) if tied is None else tied
     path = tmp_path / f"{name or f'{arch}-{qtype}-{seed}'}.gguf"
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -157,15 +162,31 @@ def make_gguf(tmp_path: Path, arch: str = "llama", qtype: str = "F32", *, layers
         stack = np.stack([values(shape, role, layer) for _ in range(E)])
         put(tname, stack, [(role, e, 0) for e in range(E)], layer)
 
+    def with_bias(tname: str, shape: tuple[int, ...], role: str, layer: int | None) -> None:
+        single(tname + ".weight", shape, role, layer)
+        single(tname + ".bias", shape[:1], role + "_bias", layer)
+
+    def fused_qkv(p: str, i: int) -> None:
+        parts = [("attn.q", None, h * hd), ("attn.k", None, kv * hd), ("attn.v", None, kv * hd)]
+        put(p + "attn_qkv.weight", np.concatenate([values((r, d), ro, i) for ro, _, r in parts]),
+            parts, i)
+        if arch in CLASSIC_ARCHS:
+            bparts = [(ro + "_bias", None, r) for ro, _, r in parts]
+            put(p + "attn_qkv.bias", np.concatenate([values((r,), ro, i) for ro, _, r in bparts]),
+                bparts, i)
+
     single("token_embd.weight", (vocab, d), "embed", None)
+    if arch in CLASSIC_ARCHS:
+        _classic(arch, layers, d, ff, single, with_bias, fused_qkv)
+        layers = 0
     perm = arch in PERMUTED_ARCHS
     for i in range(layers):
         p = f"blk.{i}."
         single(p + "attn_norm.weight", (d,), "norm.attn", i)
         if arch == "phi3":
-            parts = [("attn.q", None, h * hd), ("attn.k", None, kv * hd), ("attn.v", None, kv * hd)]
-            qkv = np.concatenate([values((r, d), role, i) for role, _, r in parts])
-            put(p + "attn_qkv.weight", qkv, parts, i)
+            fused_qkv(p, i)
+        elif arch == "deepseek2":
+            _mla(p, i, h, d, single)
         else:
             single(p + "attn_q.weight", (h * hd, d), "attn.q", i, h if perm else None)
             single(p + "attn_k.weight", (kv * hd, d), "attn.k", i, kv if perm else None)
@@ -183,14 +204,17 @@ def make_gguf(tmp_path: Path, arch: str = "llama", qtype: str = "F32", *, layers
             single(p + "post_ffw_norm.weight", (d,), "norm.mlp_post", i)
         else:
             single(p + "ffn_norm.weight", (d,), "norm.mlp", i)
-        if moe:
+        if moe and not (arch == "deepseek2" and i == 0):   # DeepSeek: first layer dense
             eff = ff if arch == "llama" else ff // 2
             single(p + "ffn_gate_inp.weight", (E, d), "moe.router", i)
             exps(p + "ffn_gate_exps.weight", (eff, d), "moe.expert.gate", i)
             exps(p + "ffn_up_exps.weight", (eff, d), "moe.expert.up", i)
             exps(p + "ffn_down_exps.weight", (d, eff), "moe.expert.down", i)
-            if arch == "qwen2moe":
-                single(p + "ffn_gate_inp_shexp.weight", (1, d), "moe.shared.router", i)
+            if arch == "deepseek2":
+                single(p + "exp_probs_b.bias", (E,), "moe.router_bias", i)
+            if arch in ("qwen2moe", "deepseek2"):
+                if arch == "qwen2moe":
+                    single(p + "ffn_gate_inp_shexp.weight", (1, d), "moe.shared.router", i)
                 single(p + "ffn_gate_shexp.weight", (ff, d), "moe.shared.gate", i)
                 single(p + "ffn_up_shexp.weight", (ff, d), "moe.shared.up", i)
                 single(p + "ffn_down_shexp.weight", (d, ff), "moe.shared.down", i)
@@ -203,7 +227,10 @@ def make_gguf(tmp_path: Path, arch: str = "llama", qtype: str = "F32", *, layers
             single(p + "ffn_gate.weight", (ff, d), "mlp.gate", i)
             single(p + "ffn_up.weight", (ff, d), "mlp.up", i)
             single(p + "ffn_down.weight", (d, ff), "mlp.down", i)
-    single("output_norm.weight", (d,), "norm.final", None)
+    if arch != "bert":
+        single("output_norm.weight", (d,), "norm.final", None)
+    if arch in ("gpt2", "gptneox"):
+        single("output_norm.bias", (d,), "norm.final_bias", None)
     if not tied:
         single("output.weight", (vocab, d), "lm_head", None)
 
@@ -211,10 +238,49 @@ def make_gguf(tmp_path: Path, arch: str = "llama", qtype: str = "F32", *, layers
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    config = {"model_type": arch, "num_hidden_layers": layers, "hidden_size": d,
+    config = {"model_type": arch, "num_hidden_layers": n_layers, "hidden_size": d,
               "num_attention_heads": h, "num_key_value_heads": kv, "intermediate_size": ff,
               "vocab_size": vocab, "head_dim": hd, "_naming": "gguf"}
     if moe:
         config["num_local_experts"] = E
     return SynthModel(path=path, config=config, roles=roles, tensors=tensors, family=arch,
                       dtype=qtype, files=[path])
+
+
+def _classic(arch: str, layers: int, d: int, ff: int, single: Any, with_bias: Any,
+             fused_qkv: Any) -> None:
+    """GPT-2 / GPT-NeoX / BERT blocks as llama.cpp names them (all LayerNorms with bias)."""
+    if arch == "gpt2":
+        single("position_embd.weight", (32, d), "embed.pos", None)
+    if arch == "bert":
+        single("token_types.weight", (2, d), "embed.type", None)
+        single("position_embd.weight", (64, d), "embed.pos", None)
+        with_bias("token_embd_norm", (d,), "norm.embed", None)
+    for i in range(layers):
+        p = f"blk.{i}."
+        if arch == "bert":
+            for n in ("q", "k", "v"):
+                with_bias(p + f"attn_{n}", (d, d), f"attn.{n}", i)
+        else:
+            with_bias(p + "attn_norm", (d,), "norm.attn", i)
+            fused_qkv(p, i)
+        with_bias(p + "attn_output", (d, d), "attn.o", i)
+        if arch == "bert":
+            with_bias(p + "attn_output_norm", (d,), "norm.attn", i)
+        else:
+            with_bias(p + "ffn_norm", (d,), "norm.mlp", i)
+        with_bias(p + "ffn_up", (ff, d), "mlp.up", i)
+        with_bias(p + "ffn_down", (d, ff), "mlp.down", i)
+        if arch == "bert":
+            with_bias(p + "layer_output_norm", (d,), "norm.mlp", i)
+
+
+def _mla(p: str, i: int, h: int, d: int, single: Any) -> None:
+    """DeepSeek-V2/V3 attention as GGUF ``deepseek2`` stores it (q_lora_rank 32, kv 32)."""
+    qr, kvr, nope, rope, vd = 32, 32, 16, 8, 16
+    single(p + "attn_q_a.weight", (qr, d), "attn.q_a", i)
+    single(p + "attn_q_a_norm.weight", (qr,), "norm.q_a", i)
+    single(p + "attn_q_b.weight", (h * (nope + rope), qr), "attn.q_b", i)
+    single(p + "attn_kv_a_mqa.weight", (kvr + rope, d), "attn.kv_a", i)
+    single(p + "attn_kv_a_norm.weight", (kvr,), "norm.kv_a", i)
+    single(p + "attn_kv_b.weight", (h * (nope + vd), kvr), "attn.kv_b", i)

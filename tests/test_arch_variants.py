@@ -167,3 +167,25 @@ def test_deepseek_v3_prediction_layers_are_not_decoder_layers(tmp_path: Path) ->
 def test_supported_families_listing() -> None:
     fams = supported_families()
     assert "llama" in fams and "gptneox (GGUF)" in fams and "PanguProMoE" in fams
+
+
+@pytest.mark.parametrize("prefix", ["language_model.model.", "model.language_model."])
+def test_gemma3_multimodal_wrapper_uses_the_text_tower(tmp_path: Path, prefix: str) -> None:
+    """Gemma 3 4B+ checkpoints nest the text config and prefix the text tower's names; the
+    vision tower's look-alike names must not be taken for decoder layers."""
+    from safetensors.torch import load_file
+
+    model = make_model(tmp_path, "gemma3")
+    stored = load_file(str(model.path / "model.safetensors"))
+    renamed = {n.replace("model.", prefix, 1): t for n, t in stored.items()}
+    renamed["model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight"] = (
+        torch.zeros(8, 8))
+    (model.path / "model.safetensors").unlink()
+    save_file(renamed, str(model.path / "model.safetensors"))
+    text = json.loads((model.path / "config.json").read_text())
+    (model.path / "config.json").write_text(json.dumps(
+        {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+         "text_config": text, "vision_config": {"model_type": "siglip_vision_model"}}))
+    info, slots = _resolve(model)
+    assert info.family == "gemma3" and info.norm_offset == 1.0 and info.num_layers == 2
+    assert not any("vision" in s.tensor for s in slots)
