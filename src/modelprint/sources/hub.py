@@ -62,14 +62,17 @@ def open_hub(ref: ModelRef, offline: bool | None = None) -> HubSource:
     where = ref.text.strip()
     cache = hub_cache_dir()
     revision = ref.revision or "main"
-    if offline:
-        snapshot = _snapshot(ref, where, cache, revision, [*SIDE_FILES, "*.safetensors"], True)
+    local_only = offline or bool(_COMMIT.match(revision) and (
+        cache / f"models--{ref.repo_id.replace('/', '--')}" / "snapshots" / revision).is_dir())
+    weights = None if local_only else _remote_weights(ref, where, revision)
+    if weights is None:  # offline, an immutable commit already cached, or the hub unreachable
+        why = "offline (HF_HUB_OFFLINE=1)" if offline else "the hub cannot be reached"
+        snapshot = _snapshot(ref, where, cache, revision, [*SIDE_FILES, "*.safetensors"], why)
     else:
-        weights = _remote_weights(ref, where, revision)
-        snapshot = _snapshot(ref, where, cache, revision, SIDE_FILES + weights, False)
+        snapshot = _snapshot(ref, where, cache, revision, SIDE_FILES + weights, None)
         if not weights:  # sharded: the index (just fetched) names the shards
             shards = _index_shards(snapshot)
-            snapshot = _snapshot(ref, where, cache, snapshot.name, SIDE_FILES + shards, False)
+            snapshot = _snapshot(ref, where, cache, snapshot.name, SIDE_FILES + shards, None)
     commit = snapshot.name
     if not _COMMIT.match(commit):
         raise HubError(where, f"resolved snapshot {snapshot} is not named by a commit hash")
@@ -84,12 +87,14 @@ def open_hub(ref: ModelRef, offline: bool | None = None) -> HubSource:
 
 
 def _snapshot(
-    ref: ModelRef, where: str, cache: Path, revision: str, patterns: list[str], local_only: bool,
+    ref: ModelRef, where: str, cache: Path, revision: str, patterns: list[str],
+    offline_why: str | None,
 ) -> Path:
+    """``snapshot_download`` with every failure turned into a one-line HubError.
+    ``offline_why`` (not None) means: resolve from the cache only, and why."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
-        HfHubHTTPError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -99,10 +104,10 @@ def _snapshot(
     try:
         path = snapshot_download(
             ref.repo_id, revision=revision, cache_dir=str(cache), allow_patterns=patterns,
-            local_files_only=local_only,
+            local_files_only=offline_why is not None,
         )
     except LocalEntryNotFoundError:
-        why = "offline (HF_HUB_OFFLINE=1)" if local_only else "the hub cannot be reached"
+        why = offline_why or "the hub cannot be reached"
         raise HubError(
             where, f"revision {revision!r} is not in the local Hugging Face cache ({cache}) and "
             f"{why}; download it once with `hf download {ref.repo_id}` or point HF_HUB_CACHE "
@@ -114,22 +119,34 @@ def _snapshot(
                        ) from None
     except RepositoryNotFoundError:
         raise HubError(where, "repository not found on the hub (or private)") from None
-    except (HfHubHTTPError, OSError, ValueError) as exc:
+    except Exception as exc:  # network stack errors (httpx) are not OSError subclasses
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HubError(where, f"cannot fetch from the hub: {first}") from None
     return Path(path)
 
 
-def _remote_weights(ref: ModelRef, where: str, revision: str) -> list[str]:
-    """Which weight files to fetch: [] means sharded (read the index first)."""
+def _remote_weights(ref: ModelRef, where: str, revision: str) -> list[str] | None:
+    """Which weight files to fetch: [] means sharded (read the index first), None that the
+    hub could not be asked (fall back to the cache)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     assert ref.repo_id is not None
     try:
         files = HfApi().list_repo_files(ref.repo_id, revision=revision)
-    except (HfHubHTTPError, OSError, ValueError):
-        return ["*.safetensors"]  # let snapshot_download report or fall back to the cache
+    except RevisionNotFoundError:
+        raise HubError(where, f"revision {revision!r} does not exist on the hub") from None
+    except GatedRepoError:
+        raise HubError(where, "gated repository: accept its terms and log in (hf auth login)"
+                       ) from None
+    except RepositoryNotFoundError:
+        raise HubError(where, "repository not found on the hub (or private)") from None
+    except Exception:  # connection errors, timeouts, hub outages: try the local cache
+        return None
     if INDEX_NAME in files:
         return []
     if "model.safetensors" in files:
