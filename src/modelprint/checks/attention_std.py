@@ -29,9 +29,12 @@ all of
      0.01); a panel too small to reach alpha requires the score to exceed *every* null pair.
 Without a null panel, rules 1–3 are the conservative fallback and the evidence says
 "not calibrated". Projections whose curve is flat on either side (Gemma 3's q/k/v) carry no
-information and are left out of the mean, and named; if none is informative the check reports
-"no information" (``indicates_derivation`` null). Different depths are compared only over an
-explicit ``layer_map`` (list of ``[layer_candidate, layer_reference]``); never interpolated.
+information and are left out of the mean, and named (flat = coefficient of variation over
+depth below ``flat_tolerance``, default 3e-3: quantisation noise of a constant curve is
+~3e-4, trained curves vary by 0.07 or more; see ``curves.CURVE_FLAT_CV``); if none is
+informative the check reports "no information" (``indicates_derivation`` null). Different
+depths are compared only over an explicit ``layer_map`` (list of ``[layer_candidate,
+layer_reference]``); never interpolated.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ SEED_OPTIONS: dict[str, Any] = {
     "alpha": 0.01,
     "trim_edges": 1,
     "min_layers": 8,
+    "flat_tolerance": cv.CURVE_FLAT_CV,
     "layer_map": [],
 }
 
@@ -125,7 +129,8 @@ def resolve(a: Fingerprint, b: Fingerprint,
 
 
 def evaluate_curves(a: Fingerprint, b: Fingerprint, roles: Sequence[str],
-                    alignment: cv.Alignment, source: str, *, trim: int) -> CurveResult:
+                    alignment: cv.Alignment, source: str, *, trim: int,
+                    flat_cv: float = cv.CURVE_FLAT_CV) -> CurveResult:
     """Per role: pair the std curves over ``alignment`` and compare them every way."""
     res = CurveResult(alignment=alignment, alignment_source=source)
     for role in roles:
@@ -135,13 +140,13 @@ def evaluate_curves(a: Fingerprint, b: Fingerprint, roles: Sequence[str],
                                 else "candidate" if ca is None else "reference")
             continue
         pc = cv.pair_curves(ca, cb, alignment)
-        comp = cv.compare_curves(pc.x, pc.y, trim=trim)
+        comp = cv.compare_curves(pc.x, pc.y, trim=trim, flat_cv=flat_cv)
         res.comparisons[role] = comp
         res.missing_layers[role] = pc.missing
         if comp.flat_a or comp.flat_b:
             res.flat[role] = ("both" if comp.flat_a and comp.flat_b
                               else "candidate" if comp.flat_a else "reference")
-        res.plot[role] = {"a": cv.zscore(pc.x), "b": cv.zscore(pc.y)}
+        res.plot[role] = {"a": cv.zscore(pc.x, flat_cv), "b": cv.zscore(pc.y, flat_cv)}
     return res
 
 
@@ -240,7 +245,7 @@ def describe_absent(res: CurveResult) -> str:
     return "missing on both sides" if sides == {"both"} else "missing on either side"
 
 
-def _fmt(x: float | None) -> str:
+def fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
@@ -273,7 +278,8 @@ class AttentionStd:
         if alignment is None:
             return Evidence.not_applicable(self.name, WEAK, source, threshold=thr)
         res = evaluate_curves(fa, fb, ATTENTION_PROJECTIONS, alignment, source,
-                              trim=int(opts["trim_edges"]))
+                              trim=int(opts["trim_edges"]),
+                              flat_cv=float(opts["flat_tolerance"]))
         if not res.comparisons:
             return Evidence.not_applicable(
                 self.name, WEAK, f"no attention projection std curves ({describe_absent(res)})",
@@ -291,7 +297,7 @@ class AttentionStd:
         rd = res.r_detrended
         n_eff = details["n_eff"]
         summary = (f"mean std-curve r = {score:.3f} {describe_roles(res)}; detrended r = "
-                   + _fmt(rd) + ", residual r = " + _fmt(res.r_residual)
+                   + fmt(rd) + ", residual r = " + fmt(res.r_residual)
                    + ("" if n_eff is None else f", n_eff ≈ {n_eff:.1f} of {len(alignment)}")
                    + f"; {dec.explanation}")
         return Evidence(check=self.name, strength=WEAK, applicable=True, score=score,

@@ -33,10 +33,17 @@ from scipy import stats
 
 from modelprint.errors import InputError
 
-#: A curve is flat when its spread is below this fraction of its magnitude. Float64 statistics
-#: of large tensors agree to ~1e-15 relative, so 1e-9 separates "exactly equal in every layer"
-#: from any real variation with a wide margin.
+#: A series is numerically constant when its spread is below this fraction of its magnitude.
+#: Float64 statistics of large tensors agree to ~1e-15 relative, so 1e-9 separates "exactly
+#: equal" from any real variation with a wide margin.
 FLAT_RTOL = 1e-9
+#: A depth curve carries no information when its coefficient of variation (sd / mean) is below
+#: this. Measured: Gemma 3's q/k/v std curves, constant in the trained weights, vary by
+#: CV 1.6e-4 to 3.4e-4 after Q4_K_M/Q5_0/Q8_0 quantisation (pure quantisation noise); the
+#: curves of trained models vary by CV 0.07 (all-MiniLM-L6) to 0.6 (Gemma 3 norms). 3e-3 sits
+#: ~10x above the noise and ~25x below real depth variation. (An untrained random init's curve
+#: is sampling noise of CV ~ 1/sqrt(2 * entries): flat for tensors above ~55k entries.)
+CURVE_FLAT_CV = 3e-3
 #: Fewest paired points for which a correlation is reported at all.
 MIN_POINTS = 3
 
@@ -69,6 +76,18 @@ def is_flat(x: np.ndarray, scale: float | None = None) -> bool:
     if ref == 0.0 or not math.isfinite(ref):
         return True
     return float(np.ptp(x)) <= FLAT_RTOL * ref
+
+
+def coefficient_of_variation(x: np.ndarray) -> float:
+    """Population sd over mean magnitude (0 for an all-zero or one-point series)."""
+    x = np.asarray(x, dtype=np.float64)
+    level = float(np.mean(np.abs(x))) if x.size else 0.0
+    return float(x.std()) / level if x.size > 1 and level > 0.0 else 0.0
+
+
+def is_flat_curve(x: np.ndarray, flat_cv: float = CURVE_FLAT_CV) -> bool:
+    """True when a depth curve varies too little to carry information (see CURVE_FLAT_CV)."""
+    return is_flat(x) or coefficient_of_variation(x) <= flat_cv
 
 
 def pearson(x: np.ndarray, y: np.ndarray, *, scale_x: float | None = None,
@@ -156,8 +175,9 @@ def pearson_p_approx(r: float | None, n_eff: float | None) -> float | None:
     return float(stats.t.sf(t, df))
 
 
-def zscore(x: np.ndarray) -> list[float | None]:
-    """Curve z-scored over depth (population sd) for plotting; a flat curve is only centred.
+def zscore(x: np.ndarray, flat_cv: float = 0.0) -> list[float | None]:
+    """Curve z-scored over depth (population sd) for plotting; a flat curve is only centred
+    (so quantisation noise of a flat curve is not blown up into a pattern).
 
     NaN entries (layers without a value) stay ``None``.
     """
@@ -168,7 +188,7 @@ def zscore(x: np.ndarray) -> list[float | None]:
         return out
     v = x[ok]
     z = v - v.mean()
-    if not is_flat(v):
+    if not is_flat_curve(v, flat_cv):
         sd = float(v.std())
         if sd > 0.0:
             z = z / sd
@@ -266,14 +286,15 @@ class CurveComparison:
         return asdict(self)
 
 
-def compare_curves(x: np.ndarray, y: np.ndarray, *, trim: int = 1,
-                   degree: int = 2) -> CurveComparison:
+def compare_curves(x: np.ndarray, y: np.ndarray, *, trim: int = 1, degree: int = 2,
+                   flat_cv: float = CURVE_FLAT_CV) -> CurveComparison:
     """Compare two paired curves; ``trim`` edge layers at each end are left out of the
-    detrended views (edge jumps are shared by architecture, not by inheritance)."""
+    detrended views (edge jumps are shared by architecture, not by inheritance). A curve
+    flat to within ``flat_cv`` on either side gives no correlations at all."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    flat_a, flat_b = is_flat(x), is_flat(y)
-    r = pearson(x, y)
+    flat_a, flat_b = is_flat_curve(x, flat_cv), is_flat_curve(y, flat_cv)
+    r = None if flat_a or flat_b else pearson(x, y)
     n_eff = effective_n(x, y) if r is not None else None
     t = max(0, int(trim))
     xi, yi = (x[t:x.size - t], y[t:y.size - t]) if x.size > 2 * t else (x[:0], y[:0])

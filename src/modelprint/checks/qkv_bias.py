@@ -49,7 +49,8 @@ def vector_seed_evidence(check: str, roles: Sequence[str], what: str, a: ModelVi
     alignment, source = seed.resolve(fa, fb, opts)
     if alignment is None:
         return Evidence.not_applicable(check, WEAK, source, threshold=thr)
-    res = seed.evaluate_curves(fa, fb, roles, alignment, source, trim=int(opts["trim_edges"]))
+    res = seed.evaluate_curves(fa, fb, roles, alignment, source, trim=int(opts["trim_edges"]),
+                               flat_cv=float(opts["flat_tolerance"]))
     if not res.comparisons:
         return Evidence.not_applicable(
             check, WEAK, f"no {what} in common ({seed.describe_absent(res)})", threshold=thr)
@@ -79,9 +80,9 @@ def vector_seed_evidence(check: str, roles: Sequence[str], what: str, a: ModelVi
     indicates = dec.indicates
     rule = dec.explanation
     details["rule"] = rule
-    rd = res.r_detrended
     summary = (f"mean {what} std-curve r = {score:.3f} {seed.describe_roles(res)}; detrended r "
-               + ("n/a" if rd is None else f"= {rd:.3f}") + f"; {vec_txt}; {rule}")
+               f"= {seed.fmt(res.r_detrended)}, residual r = {seed.fmt(res.r_residual)}; "
+               f"{vec_txt}; {rule}")
     return Evidence(check=check, strength=WEAK, applicable=True, score=score, threshold=thr,
                     p_value=dec.p_value, indicates_derivation=indicates, summary=summary,
                     details=details)
