@@ -11,7 +11,7 @@ import pytest
 from gguf import GGMLQuantizationType as Q
 
 from modelprint.errors import ModelFileError
-from modelprint.sources import open_source
+from modelprint.sources import ModelSource, open_source
 from modelprint.sources.gguf import GGUFSource
 
 HEADS, KV_HEADS, HEAD_DIM, HIDDEN = 4, 2, 8, 32
@@ -52,7 +52,7 @@ def _rand(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def _read_all(src: GGUFSource, name: str, step: int) -> np.ndarray:
+def _read_all(src: ModelSource, name: str, step: int) -> np.ndarray:
     rows = src.tensors()[name].rows
     return np.concatenate([src.read_rows(name, a, min(rows, a + step))
                            for a in range(0, rows, step)])
