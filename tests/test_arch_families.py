@@ -30,6 +30,7 @@ def _assert_roles_match(model: SynthModel) -> None:
         for key, truth in model.roles.items():
             values = load_slot(src, got[key])
             assert values.dtype == np.float32
+            assert tuple(got[key].extra["shape"]) == truth.shape, key
             assert values.shape == truth.shape, key
             np.testing.assert_array_equal(values.astype(np.float64), truth, err_msg=str(key))
     assert info.num_layers == 2

@@ -22,7 +22,7 @@ def _check(model_path: Path, roles: dict, *, rtol: float = 0.0) -> tuple:
         assert set(got) == set(roles), (sorted(set(roles) ^ set(got))[:6])
         for key, truth in roles.items():
             values = load_slot(src, got[key])
-            assert values.shape == truth.shape, key
+            assert values.shape == truth.shape == tuple(got[key].extra["shape"]), key
             np.testing.assert_allclose(values, truth, rtol=rtol, atol=0, err_msg=str(key))
     return info, slots
 

@@ -93,20 +93,28 @@ def map_tensors(tensors: Iterable[TensorInfo], rules: list[Rule], shape: Shape) 
 
 def _slots(rule: Rule, info: TensorInfo, layer: int | None, expert: int | None,
            shape: Shape) -> list[RoleSlot]:
+    """The rule's slots for one tensor. ``extra["shape"]`` is the slot's HF-layout shape, so
+    callers can size reads without probing."""
     if rule.stacked:
         if len(info.shape) != 3:
             raise ModelFileError(shape.where, f"expert tensor {info.name} has shape "
                                  f"{list(info.shape)}, expected 3 dimensions (experts, rows, cols)")
         assert rule.role is not None
-        return [RoleSlot(rule.role, layer, info.name, expert=e, extra={"stacked": True})
+        return [RoleSlot(rule.role, layer, info.name, expert=e,
+                         extra={"stacked": True, "shape": tuple(info.shape[1:])})
                 for e in range(info.shape[0])]
+    full = tuple(info.shape)
+    if rule.transpose and len(full) == 2:
+        full = (full[1], full[0])
     if rule.split is not None:
-        rows = hf_rows(info, rule.transpose)
-        parts = rule.split(shape, info, rows)
+        parts = rule.split(shape, info, hf_rows(info, rule.transpose))
         return [RoleSlot(role, layer, info.name, expert=expert, transpose=rule.transpose,
-                         row_ranges=ranges) for role, ranges in parts]
+                         row_ranges=ranges,
+                         extra={"shape": (sum(b - a for a, b in ranges), *full[1:])})
+                for role, ranges in parts]
     assert rule.role is not None
-    return [RoleSlot(rule.role, layer, info.name, expert=expert, transpose=rule.transpose)]
+    return [RoleSlot(rule.role, layer, info.name, expert=expert, transpose=rule.transpose,
+                     extra={"shape": full})]
 
 
 # --------------------------------------------------------------------------- fused splits
