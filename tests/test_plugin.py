@@ -1,0 +1,239 @@
+"""The pytest plugin, driven the way a user drives it: real pytest runs (pytester) over audit
+files and tiny fingerprint models whose ancestry is known.
+
+Outcomes are read from ``--junitxml`` (pytest's own record of each item), which also shows
+that the numbers travel in ``user_properties``.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.audit_models import make_zoo
+
+pytest_plugins = ["pytester"]
+
+
+def audit(pytester: pytest.Pytester, name: str, body: str) -> Path:
+    return pytester.makefile(".audit.yaml", **{name: body})
+
+
+@pytest.fixture
+def zoo(pytester: pytest.Pytester) -> dict[str, Path]:
+    return make_zoo(pytester.path / "models")
+
+
+def run(pytester: pytest.Pytester, *args: str, subprocess: bool = False
+        ) -> tuple[pytest.RunResult, dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """Run pytest; return the result, per-item outcomes/properties, and the result JSON."""
+    xml = pytester.path / "junit.xml"
+    report = pytester.path / "out" / "audit.json"
+    for f in (xml, report):
+        f.unlink(missing_ok=True)
+    argv = [f"--junitxml={xml}", f"--modelprint-json={report}",
+            f"--modelprint-html={pytester.path / 'out' / 'audit.html'}", "-p", "no:randomly",
+            *args]
+    result = pytester.runpytest_subprocess(*argv) if subprocess else pytester.runpytest(*argv)
+    items = parse_junit(xml) if xml.exists() else {}
+    data = json.loads(report.read_text()) if report.exists() else None
+    return result, items, data
+
+
+def parse_junit(path: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        key = f"{case.get('classname')}::{case.get('name')}"
+        status = "passed"
+        message = ""
+        for tag in ("failure", "error", "skipped"):
+            el = case.find(tag)
+            if el is not None:
+                status = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (el.get("message") or "") + (el.text or "")
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        out[key] = {"status": status, "message": message, "props": props}
+    return out
+
+
+def statuses(items: dict[str, dict[str, Any]], prefix: str) -> dict[str, str]:
+    """``{check: status}`` for the items of one reference (junit classname prefix)."""
+    return {k.split("::")[-1]: v["status"] for k, v in items.items()
+            if k.startswith(prefix + "::")}
+
+
+def test_independent_pair_passes_and_inapplicable_checks_skip(
+        pytester: pytest.Pytester, zoo: dict[str, Path]) -> None:
+    audit(pytester, "gate", "candidate: models/other.fp.json\n"
+                            "references:\n  - model: models/base.fp.json\n    name: base\n")
+    result, items, data = run(pytester)
+    assert result.ret == 0, result.stdout.str()
+    got = statuses(items, "gate.audit.yaml.base")
+    assert got["identity"] == got["weights_cosine"] == got["verdict"] == "passed"
+    assert got["qkv_bias"] == "skipped"
+    assert "bias" in items["gate.audit.yaml.base::qkv_bias"]["message"]
+    assert items["gate.audit.yaml.base::verdict"]["props"]["verdict"] == "independent"
+    assert data is not None and data["pairs"][0]["outcome"] == "passed"
+
+
+def test_derived_candidate_fails_an_independence_audit_with_an_evidence_table(
+        pytester: pytest.Pytester, zoo: dict[str, Path]) -> None:
+    audit(pytester, "gate", "candidate: models/tuned.fp.json\n"
+                            "references:\n  - model: models/base.fp.json\n    name: base\n")
+    result, items, data = run(pytester)
+    assert result.ret == 1
+    got = statuses(items, "gate.audit.yaml.base")
+    assert got["weights_cosine"] == got["identity"] == got["verdict"] == "failed"
+    out = result.stdout.str()
+    assert "expected independent, verdict is derived" in out
+    assert "check" in out and "threshold" in out and "indicates" in out  # the table header
+    props = items["gate.audit.yaml.base::weights_cosine"]["props"]
+    assert float(props["score"]) > 0.99 and float(props["p_value"]) < 1e-6
+    assert props["indicates_derivation"] == "True"
+    assert items["gate.audit.yaml.base::verdict"]["props"]["verdict"] == "derived"
+    assert data is not None and data["pairs"][0]["outcome"] == "failed"
+
+
+def test_expect_derived(pytester: pytest.Pytester, zoo: dict[str, Path]) -> None:
+    audit(pytester, "lineage", """
+candidate: models/tuned.fp.json
+references:
+  - {model: models/base.fp.json, name: base}
+  - {model: models/other.fp.json, name: stranger}
+expect: derived
+""")
+    result, items, data = run(pytester)
+    assert result.ret == 1
+    assert statuses(items, "lineage.audit.yaml.base")["verdict"] == "passed"
+    assert statuses(items, "lineage.audit.yaml.base")["weights_cosine"] == "passed"
+    stranger = items["lineage.audit.yaml.stranger::verdict"]
+    assert stranger["status"] == "failed"
+    assert "expected derived" in stranger["message"]
+    # checks that find nothing do not fail a derived expectation; only the verdict does
+    assert statuses(items, "lineage.audit.yaml.stranger")["weights_cosine"] == "passed"
+    assert data is not None
+    assert [(p["reference"]["name"], p["verdict"], p["outcome"]) for p in data["pairs"]] == [
+        ("base", "derived", "passed"), ("stranger", "independent", "failed")]
+
+
+def test_result_json_has_every_pair_and_check(pytester: pytest.Pytester,
+                                              zoo: dict[str, Path]) -> None:
+    audit(pytester, "a", "candidate: models/other.fp.json\nreferences: [models/base.fp.json]\n"
+                         "alpha: 1e-4\n")
+    audit(pytester, "b", "candidate: models/tuned.fp.json\nreferences: [models/base.fp.json]\n"
+                         "expect: derived\nchecks: {weights_cosine: {}, attention_std: {}}\n")
+    result, _, data = run(pytester)
+    assert result.ret == 0
+    assert data is not None and data["format"] == "modelprint.result/1"
+    assert [p["audit"] for p in data["pairs"]] == ["a.audit.yaml", "b.audit.yaml"]
+    first, second = data["pairs"]
+    assert first["alpha"] == pytest.approx(1e-4)
+    assert first["candidate"]["reference"] == "models/other.fp.json"
+    assert first["candidate"]["kind"] == "fingerprint"
+    assert first["reference"]["name"] == "base"
+    assert first["candidate"]["architecture"]["num_layers"] == 8
+    assert set(second["checks"]) == {"weights_cosine", "attention_std"}
+    for pair in data["pairs"]:
+        assert pair["verdict"] in ("derived", "independent", "inconclusive")
+        assert pair["verdict_reason"]
+        for check in pair["checks"].values():
+            assert {"score", "threshold", "p_value", "indicates_derivation", "details",
+                    "outcome", "description", "strength"} <= set(check)
+    out = result.stdout.str()
+    assert "JSON report:" in out and str(pytester.path / "out" / "audit.json") in out
+
+
+def test_no_report_files_without_audits(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_x():\n    assert True\n")
+    result = pytester.runpytest()
+    assert result.ret == 0
+    assert not (pytester.path / "reports").exists()
+    assert "JSON report" not in result.stdout.str()
+
+
+def test_reports_default_to_reports_folder_and_ini_options(pytester: pytest.Pytester,
+                                                           zoo: dict[str, Path]) -> None:
+    audit(pytester, "a", "candidate: models/other.fp.json\nreferences: [models/base.fp.json]\n")
+    assert pytester.runpytest().ret == 0
+    assert json.loads((pytester.path / "reports" / "audit.json").read_text())["pairs"]
+    pytester.makeini("[pytest]\nmodelprint_json = elsewhere/run.json\nmodelprint_alpha = 1e-3\n")
+    assert pytester.runpytest().ret == 0
+    data = json.loads((pytester.path / "elsewhere" / "run.json").read_text())
+    assert data["alpha"] == pytest.approx(1e-3)
+
+
+BAD = [
+    ("candidate: models/other.fp.json\nreferences: [models/base.fp.json]\nexpekt: derived\n",
+     3, "unknown key 'expekt'"),
+    ("candidate: models/other.fp.json\nreferences: [models/base.fp.json]\nexpect: [derived]\n",
+     3, "'expect' must be one of"),
+    ("candidate: models/other.fp.json\nreferences: [models/base.fp.json]\n"
+     "candidate: models/base.fp.json\n", 3, "duplicate key 'candidate'"),
+    ("candidate: models/other.fp.json\nreferences:\n  - model: models/gone.fp.json\n", 3,
+     "not found"),
+    ("candidate: models/other.fp.json\nreferences: [models/base.fp.json\n", 2,
+     "not valid YAML"),
+    ("candidate: models/other.fp.json\nreferences: [models/base.fp.json]\n"
+     "checks:\n  weights_cosine:\n    alpah: 0.1\n", 5, "unknown option 'alpah'"),
+]
+
+
+@pytest.mark.parametrize(("body", "line", "cause"), BAD)
+def test_bad_audit_file_is_a_collection_error_with_file_line(
+        pytester: pytest.Pytester, zoo: dict[str, Path], body: str, line: int, cause: str
+) -> None:
+    audit(pytester, "bad", body)
+    audit(pytester, "good", "candidate: models/other.fp.json\n"
+                            "references: [models/base.fp.json]\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # 2
+    out = result.stdout.str()
+    assert f"bad.audit.yaml:{line}: " in out
+    assert cause in out
+    assert "Traceback" not in out
+
+
+def test_unreadable_model_fails_with_one_line_and_exit_2(pytester: pytest.Pytester,
+                                                         zoo: dict[str, Path]) -> None:
+    (pytester.path / "models" / "broken.fp.json").write_text('{"format": "nope"}')
+    audit(pytester, "a", "candidate: models/broken.fp.json\nreferences: [models/base.fp.json]\n")
+    result, _, data = run(pytester)
+    assert result.ret == 2
+    out = result.stdout.str()
+    assert "broken.fp.json: format 'nope'" in out
+    assert "Traceback" not in out
+    assert data is not None and data["pairs"][0]["outcome"] == "failed"
+
+
+def test_keyword_selection_and_exitfirst(pytester: pytest.Pytester,
+                                         zoo: dict[str, Path]) -> None:
+    audit(pytester, "a", "candidate: models/tuned.fp.json\nreferences:\n"
+                         "  - {model: models/base.fp.json, name: base}\n"
+                         "  - {model: models/other.fp.json, name: other}\n")
+    result, items, data = run(pytester, "-k", "weights_cosine")
+    assert set(items) == {"a.audit.yaml.base::weights_cosine", "a.audit.yaml.other::weights_cosine"}
+    assert result.ret == 1
+    assert data is not None and len(data["pairs"]) == 2
+    partial = data["pairs"][0]
+    assert set(partial["checks"]) == {"weights_cosine"}
+    assert partial["verdict"] == "derived" and "partial run" in partial["verdict_reason"]
+
+    result, items, _ = run(pytester, "-x")
+    assert result.ret == 1
+    assert [v["status"] for v in items.values()].count("failed") == 1
+
+
+def test_last_failed_reruns_only_failures(pytester: pytest.Pytester, zoo: dict[str, Path]) -> None:
+    audit(pytester, "a", "candidate: models/tuned.fp.json\nreferences:\n"
+                         "  - {model: models/base.fp.json, name: base}\n"
+                         "  - {model: models/other.fp.json, name: other}\n")
+    first, items, _ = run(pytester)
+    failed = {k for k, v in items.items() if v["status"] == "failed"}
+    assert first.ret == 1 and failed
+    second, items, _ = run(pytester, "--lf")
+    assert second.ret == 1
+    assert set(items) == failed
