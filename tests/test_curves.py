@@ -46,6 +46,16 @@ def test_rounding_level_variation_counts_as_flat_but_real_variation_does_not() -
     assert not cv.is_flat(np.array([base, base * (1 + 1e-6), base]))
 
 
+def test_quantisation_noise_on_a_constant_curve_is_flat_but_trained_variation_is_not() -> None:
+    rng = np.random.default_rng(7)
+    noisy_const = 0.0395 * (1 + 3.4e-4 * rng.standard_normal(18))  # Gemma 3 q/k/v after Q4
+    trained = 0.02 * (1 + 0.07 * rng.standard_normal(18))          # all-MiniLM-L6's spread
+    assert cv.is_flat_curve(noisy_const) and not cv.is_flat(noisy_const)
+    assert not cv.is_flat_curve(trained)
+    assert cv.compare_curves(noisy_const, trained).r is None
+    assert cv.compare_curves(noisy_const, trained, flat_cv=0.0).r is not None
+
+
 def test_short_series_are_not_correlated() -> None:
     assert cv.pearson(np.array([1.0, 2.0]), np.array([2.0, 1.0])) is None
 
