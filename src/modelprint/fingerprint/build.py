@@ -63,7 +63,7 @@ def slot_shape(info: TensorInfo, slot: RoleSlot) -> list[int]:
     return shape
 
 
-def _rel(path: Path, root: Path | None) -> str:
+def relative_name(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
             return path.resolve().relative_to(root.resolve()).as_posix()
@@ -94,7 +94,7 @@ def _documents(source: ModelSource) -> dict[str, Any]:
     return dict(scan_repository(source.repo_files(), source.metadata(), source.root))
 
 
-def _kind(reference: str) -> str:
+def reference_kind(reference: str) -> str:
     from modelprint.refs import parse_reference
 
     try:
@@ -199,8 +199,8 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
             {"tensor": n, "shape": list(tensors[n].shape), "dtype": tensors[n].dtype,
              "sha256": tensor_sha[n]} for n in order if n not in used],
     }
-    files = {_rel(f, source.root): known[f] for f in weight_files}
-    model = ModelInfo(reference=source.reference, kind=_kind(source.reference),
+    files = {relative_name(f, source.root): known[f] for f in weight_files}
+    model = ModelInfo(reference=source.reference, kind=reference_kind(source.reference),
                       revision=source.revision, files=files, modelprint_version=__version__)
     return Fingerprint(model=model, architecture=arch, tensors=stats,
                        curves=_curves(arch, layer_moments), vectors=vectors,
@@ -211,10 +211,12 @@ def _tensor_sha(source: ModelSource, name: str) -> str:
     return sha256_chunks(source.iter_raw_bytes(name))
 
 
+_PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
+                    dict[str, list[list[float] | None]], dict[str, list[float]]]
+
+
 def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
-                tensors: dict[str, TensorInfo], bar: _Progress) -> tuple[list[TensorStat], dict[tuple[str, int], Moments],
-                                         dict[str, list[list[float] | None]],
-                                         dict[str, list[float]]]:
+                tensors: dict[str, TensorInfo], bar: _Progress) -> _PassResult:
     stats: list[TensorStat] = []
     layer_moments: dict[tuple[str, int], Moments] = {}
     vectors: dict[str, list[list[float] | None]] = {}

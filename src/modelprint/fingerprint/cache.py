@@ -1,0 +1,109 @@
+"""Fingerprints cached by content, so a pytest session (or a CI job) reads each model once.
+
+The key is a sha256 over the fingerprint format, :data:`SALT`, the sketch version, the
+model's config, the sha256 of every weight file and of every repository side file (licence,
+readme...). It names *content*, not paths: the same weights under another path, or a hub
+snapshot and its local copy, share one entry; the entry's ``model`` block (reference, kind,
+revision) is rebound to the caller's source on every hit.
+
+Weight-file digests come from the memo of :mod:`.hashing` when the files are unchanged. On a
+first run they are not known yet, so the build hashes the files concurrently with the
+statistics (one pass over the data instead of two) and the result is stored under the key
+afterwards; a file whose memo entry is lost (copied, touched) is therefore re-fingerprinted
+once rather than read twice.
+
+Several processes (pytest-xdist workers, parallel CI jobs) may want the same entry at once:
+the builder holds a :class:`filelock.FileLock` per key so only one computes it, and entries are
+written to a temporary file and atomically renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from filelock import FileLock
+
+from modelprint import realmodels
+from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint.build import build_fingerprint, reference_kind, relative_name
+from modelprint.fingerprint.hashing import file_sha256, memo_lookup
+from modelprint.fingerprint.model import FORMAT, Fingerprint
+from modelprint.fingerprint.sketches import SKETCH_VERSION
+from modelprint.sources.base import ModelSource
+
+#: Bump when the builder's output changes meaning without a FORMAT change.
+SALT = "builder-1"
+
+
+def fingerprint_dir() -> Path:
+    d = realmodels.cache_dir() / "fingerprints"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cache_key(source: ModelSource, file_sha: dict[str, str]) -> str:
+    """Content key of ``source`` given its weight files' digests by relative name."""
+    h = hashlib.sha256()
+    h.update(f"{FORMAT}\0{SALT}\0sketch-{SKETCH_VERSION}\0".encode())
+    h.update(json.dumps(source.config(), sort_keys=True, default=str).encode())
+    for name in sorted(file_sha):
+        h.update(f"\0w:{name}:{file_sha[name]}".encode())
+    for path in sorted(source.repo_files(), key=lambda p: relative_name(p, source.root)):
+        try:
+            digest = file_sha256(path)
+        except OSError:
+            continue
+        h.update(f"\0r:{relative_name(path, source.root)}:{digest}".encode())
+    return h.hexdigest()
+
+
+def _entry(key: str) -> Path:
+    return fingerprint_dir() / f"{key}.fp.json"
+
+
+def _read(key: str) -> Fingerprint | None:
+    path = _entry(key)
+    if not path.exists():
+        return None
+    try:
+        return Fingerprint.load(path)
+    except FingerprintFormatError:
+        return None  # damaged or from another version: rebuild and overwrite
+
+
+def _rebind(fp: Fingerprint, source: ModelSource) -> Fingerprint:
+    """A cached entry with the caller's reference, kind and revision."""
+    fp.model = replace(fp.model, reference=source.reference, kind=reference_kind(source.reference),
+                       revision=source.revision)
+    return fp
+
+
+def fingerprint_source(source: ModelSource, *, use_cache: bool = True,
+                       progress: bool | None = None) -> Fingerprint:
+    """The fingerprint of an open source, from the cache when its content was seen before."""
+    files = list(source.weight_files())
+    memo = {f: memo_lookup(f) for f in files}
+    known = {f: d for f, d in memo.items() if d is not None}
+    if not use_cache:
+        return build_fingerprint(source, progress=progress, file_hashes=known)
+    if len(known) == len(files):
+        key = cache_key(source, {relative_name(f, source.root): d for f, d in known.items()})
+        hit = _read(key)
+        if hit is not None:
+            return _rebind(hit, source)
+        with FileLock(str(_entry(key)) + ".lock"):
+            hit = _read(key)  # another process may have built it while we waited
+            if hit is not None:
+                return _rebind(hit, source)
+            fp = build_fingerprint(source, progress=progress, file_hashes=known)
+            fp.save(_entry(key))
+            return fp
+    fp = build_fingerprint(source, progress=progress, file_hashes=known)
+    key = cache_key(source, fp.model.files)
+    with FileLock(str(_entry(key)) + ".lock"):
+        if _read(key) is None:
+            fp.save(_entry(key))
+    return fp
