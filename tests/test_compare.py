@@ -1,0 +1,78 @@
+"""``modelprint compare`` as a shell user and a script see it: table, verdict, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audit_models import make_zoo
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+def compare(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelprint.cli", "compare", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=os.environ.copy(),
+                          timeout=300)
+
+
+def test_derived_pair_exits_1_with_table_and_json(zoo: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    proc = compare(zoo["tuned"], zoo["base"], "--json", out)
+    assert proc.returncode == 1, proc.stderr
+    assert "verdict: derived" in proc.stdout
+    for column in ("check", "score", "threshold", "p", "indicates", "summary"):
+        assert column in proc.stdout.splitlines()[3]
+    assert "weights_cosine" in proc.stdout
+    data = json.loads(out.read_text())
+    (pair,) = data["pairs"]
+    assert pair["audit"] is None and pair["expect"] is None and pair["outcome"] is None
+    assert pair["verdict"] == "derived"
+    assert pair["checks"]["weights_cosine"]["indicates_derivation"] is True
+    assert data["command"][:2] == ["modelprint", "compare"]
+
+
+def test_independent_pair_exits_0(zoo: dict[str, Path]) -> None:
+    proc = compare(zoo["other"], zoo["base"], "--check", "weights_cosine")
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict: independent" in proc.stdout
+    assert "identity" not in proc.stdout  # only the selected check ran
+
+
+def test_relative_references_resolve_from_the_working_directory(zoo: dict[str, Path]) -> None:
+    proc = compare("tuned.fp.json", "base.fp.json", "--check", "identity",
+                   cwd=zoo["base"].parent)
+    assert proc.returncode == 1, proc.stderr
+
+
+@pytest.mark.parametrize("case", ["missing", "malformed", "pickle", "bad-check"])
+def test_bad_input_exits_2_with_one_line(zoo: dict[str, Path], tmp_path: Path,
+                                         case: str) -> None:
+    args: list[str | Path] = [zoo["base"]]
+    if case == "missing":
+        args.insert(0, tmp_path / "nowhere.safetensors")
+    elif case == "malformed":
+        bad = tmp_path / "bad.fp.json"
+        bad.write_text("{not json")
+        args.insert(0, bad)
+    elif case == "pickle":
+        pkl = tmp_path / "model.bin"
+        pkl.write_bytes(b"\x80\x04")
+        args.insert(0, pkl)
+    else:
+        args = [zoo["tuned"], zoo["base"], "--check", "nope"]
+    proc = compare(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("modelprint: error:"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    if case != "bad-check":
+        assert str(args[0]) in lines[0] or Path(str(args[0])).name in lines[0]
