@@ -51,6 +51,14 @@ class _Charts:
     sparkline = staticmethod(svg.sparkline)
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ … }}`` output: strip characters a valid HTML file cannot hold (untrusted
+    names may carry control characters or lone surrogates). Markup is left as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return svg.clean_text(value)
+    return value
+
+
 @cache
 def environment() -> Environment:
     """The report's Jinja environment (autoescape on; lenient about missing keys).
@@ -59,7 +67,8 @@ def environment() -> Environment:
     the helpers below coerce wrong types, so a partial evidence dict renders what it has.
     """
     env = Environment(loader=PackageLoader("modelprint", "templates"), autoescape=True,
-                      undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+                      undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
+                      finalize=_finalize)
     env.globals.update(
         charts=_Charts, fmt=fmt, fmt_p=fmt_p, as_dict=as_dict, as_list=as_list,
         numbers=svg.numbers, number=svg.number, zscore=zscore, scalars=scalars,

@@ -26,6 +26,20 @@ from markupsafe import Markup, escape
 _CLASS_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 #: Longest value list drawn point by point; longer ones are thinned by striding.
 MAX_POINTS = 400
+#: Characters HTML/XML forbid or that cannot be written as UTF-8 (controls, lone surrogates,
+#: noncharacters); untrusted names may contain them, so they are shown as U+FFFD.
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff"
+                        "\ufdd0-\ufdef\ufffe\uffff]")
+
+
+def clean_text(s: str) -> str:
+    """``s`` without characters a valid HTML document cannot contain."""
+    return _BAD_CHARS.sub("\ufffd", s)
+
+
+def _e(v: Any) -> Markup:
+    """Escape any value for SVG text or attribute content."""
+    return escape(clean_text(str(v)))
 
 
 def number(v: Any) -> float | None:
@@ -89,8 +103,8 @@ def nice_ticks(lo: float, hi: float, target: int = 4) -> list[float]:
 
 def _svg_open(width: int, height: int, label: str, cls: str) -> str:
     return (f'<svg class="chart {cls}" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="{escape(label)}">'
-            f"<title>{escape(label)}</title>")
+            f'height="{height}" role="img" aria-label="{_e(label)}">'
+            f"<title>{_e(label)}</title>")
 
 
 def _thin(values: list[float | None]) -> tuple[list[int], list[float | None]]:
@@ -120,7 +134,7 @@ def line_chart(series: Iterable[Any], *, title: str = "", x_label: str = "layer"
     label = title or "chart"
     out = [_svg_open(width, height, label, "line-chart")]
     if title:
-        out.append(f'<text class="ct" x="{ml}" y="12">{escape(title)}</text>')
+        out.append(f'<text class="ct" x="{ml}" y="12">{_e(title)}</text>')
     if not rows:
         out.append(f'<text class="muted" x="{width / 2:.0f}" y="{height / 2:.0f}" '
                    f'text-anchor="middle">no data</text></svg>')
@@ -152,13 +166,13 @@ def line_chart(series: Iterable[Any], *, title: str = "", x_label: str = "layer"
         out.append(f'<text class="tick" x="{_f(x(t))}" y="{mt + ph + 11}" '
                    f'text-anchor="middle">{t}</text>')
     out.append(f'<text class="axis" x="{ml + pw / 2:.0f}" y="{height - 4}" '
-               f'text-anchor="middle">{escape(x_label)}</text>')
+               f'text-anchor="middle">{_e(x_label)}</text>')
     if y_label:
         out.append(f'<text class="axis" transform="rotate(-90)" x="{-(mt + ph / 2):.0f}" '
-                   f'y="10" text-anchor="middle">{escape(y_label)}</text>')
+                   f'y="10" text-anchor="middle">{_e(y_label)}</text>')
     for lab, cls, vals in rows:
         idx, pts = _thin(vals)
-        out.append(f'<g class="series {cls}"><title>{escape(lab)}</title>')
+        out.append(f'<g class="series {cls}"><title>{_e(lab)}</title>')
         seg: list[str] = []
         for i, v in zip(idx, pts, strict=True):
             if v is None:
@@ -200,7 +214,7 @@ def null_strip(scores: Any, observed: Any, *, threshold: Any = None, title: str 
     ml, mr, mt, mb = 12, 12, 32, 30
     pw, ph = width - ml - mr, height - mt - mb
     out = [_svg_open(width, height, label, "null-strip")]
-    out.append(f'<text class="ct" x="{ml}" y="12">{escape(title)}</text>')
+    out.append(f'<text class="ct" x="{ml}" y="12">{_e(title)}</text>')
     pool = [*vals, *(v for v in (obs, thr) if v is not None)]
     if not pool:
         out.append(f'<text class="muted" x="{width / 2:.0f}" y="{height / 2:.0f}" '
@@ -236,7 +250,7 @@ def null_strip(scores: Any, observed: Any, *, threshold: Any = None, title: str 
         out.append(f'<text class="tick" x="{_f(x(t))}" y="{mt + ph + 11}" '
                    f'text-anchor="middle">{escape(fmt_tick(t))}</text>')
     out.append(f'<text class="axis" x="{ml + pw / 2:.0f}" y="{height - 4}" '
-               f'text-anchor="middle">{escape(x_label)}</text>')
+               f'text-anchor="middle">{_e(x_label)}</text>')
     if thr is not None:
         out.append(f'<line class="thr" x1="{_f(x(thr))}" x2="{_f(x(thr))}" y1="{mt}" '
                    f'y2="{mt + ph}"><title>threshold {escape(fmt_tick(thr))}</title></line>')
@@ -263,7 +277,7 @@ def heat_strip(values: Any, *, labels: Any = None, title: str = "", vmin: float 
     height = mt + cell_height + 16
     out = [_svg_open(width, height, label, "heat-strip")]
     if title:
-        out.append(f'<text class="ct" x="2" y="12">{escape(title)}</text>')
+        out.append(f'<text class="ct" x="2" y="12">{_e(title)}</text>')
     if not vals:
         out.append(f'<text class="muted" x="{width / 2:.0f}" y="{mt + 12}" '
                    f'text-anchor="middle">no data</text></svg>')
@@ -272,7 +286,7 @@ def heat_strip(values: Any, *, labels: Any = None, title: str = "", vmin: float 
     cw = (width - 4) / n
     span = max(abs(vmin), abs(vmax)) or 1.0
     for i, v in enumerate(vals):
-        name = escape(str(labs[i])) if i < len(labs) else Markup(f"layer {i}")
+        name = _e(labs[i]) if i < len(labs) else Markup(f"layer {i}")
         x0 = 2 + i * cw
         if v is None:
             out.append(f'<rect class="cell na" x="{_f(x0)}" y="{mt}" width="{_f(cw)}" '
