@@ -14,6 +14,8 @@ from modelprint.checks.base import Check
 _MODULES: dict[str, str] = {
     "identity": "modelprint.checks.identity",
     "weights_cosine": "modelprint.checks.weights_cosine",
+    "embedding_alignment": "modelprint.checks.embedding_alignment",
+    "attention_cka": "modelprint.checks.attention_cka",
     "attention_std": "modelprint.checks.attention_std",
     "qkv_bias": "modelprint.checks.qkv_bias",
     "layernorm": "modelprint.checks.layernorm",

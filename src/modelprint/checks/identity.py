@@ -59,9 +59,10 @@ class Identity:
         min_frac = float(options.get("min_near_fraction", 0.5))
         ha, hb = _hashes(a.fingerprint, min_el), _hashes(b.fingerprint, min_el)
         shared = sorted(set(ha) & set(hb))
-        exact: list[dict[str, Any]] = [{"sha256": h, "candidate": sorted({_label(t) for t in ha[h]}),
-                  "reference": sorted({_label(t) for t in hb[h]}),
-                  "elements": ha[h][0].count} for h in shared]
+        exact: list[dict[str, Any]] = [
+            {"sha256": h, "candidate": sorted({_label(t) for t in ha[h]}),
+             "reference": sorted({_label(t) for t in hb[h]}), "elements": ha[h][0].count}
+            for h in shared]
         rel: list[dict[str, Any]] = []
         for pair in sketch_pairs(a.fingerprint, b.fingerprint, options.get("layer_map")):
             nb = float(np.linalg.norm(pair.b))

@@ -1,0 +1,137 @@
+"""embedding_alignment, attention_cka and layer alignment on fingerprints with known truth.
+
+A "parent" is a random model with embeddings and Q/K weights; derivatives are built from it
+the way real ones are (noise, a permuted residual stream, dropped or duplicated layers), and
+independent models are fresh draws that share only the vocabulary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelprint.arch.base import ArchInfo
+from modelprint.checks.attention_cka import CHECK as CKA
+from modelprint.checks.base import ModelView
+from modelprint.checks.cka import unbiased_cka
+from modelprint.checks.embedding_alignment import CHECK as EMB
+from modelprint.checks.layer_alignment import align_layers
+from modelprint.fingerprint.model import Fingerprint, ModelInfo
+from modelprint.fingerprint.sketches import (
+    embedding_entry,
+    projection_entry,
+    slot_key,
+    token_sample,
+)
+
+D, V, LAYERS = 48, 600, 6
+VOCAB = [f"tok{i}" for i in range(V)]
+
+
+def parent(seed: int, layers: int = LAYERS) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    # low-rank structure in the embeddings, as trained embeddings have
+    emb = rng.normal(size=(V, 8)) @ rng.normal(size=(8, D)) + 0.3 * rng.normal(size=(V, D))
+    return {"embed": emb,
+            "q": [rng.normal(size=(D, D)) for _ in range(layers)],
+            "k": [rng.normal(size=(D // 2, D)) for _ in range(layers)]}
+
+
+def view(m: dict[str, object], name: str) -> ModelView:
+    emb = np.asarray(m["embed"])
+    qs, ks = m["q"], m["k"]
+    assert isinstance(qs, list) and isinstance(ks, list)
+    sample = token_sample(VOCAB)
+    ids = [i for _, i in sample]
+    sk = {"embedding": embedding_entry([t for t, _ in sample], emb[ids]),
+          "projection": {**{slot_key("attn.q", i, None): projection_entry(q)
+                            for i, q in enumerate(qs)},
+                         **{slot_key("attn.k", i, None): projection_entry(k)
+                            for i, k in enumerate(ks)}}}
+    arch = ArchInfo(family="llama", num_layers=len(qs), hidden_size=emb.shape[1], num_heads=4,
+                    num_kv_heads=2, head_dim=emb.shape[1] // 4)
+    return ModelView(Fingerprint(model=ModelInfo(reference=name, kind="fingerprint"),
+                                 architecture=arch, sketches=sk))
+
+
+def derive(m: dict[str, object], seed: int, noise: float = 0.3, permute: bool = False,
+           layers: list[int] | None = None) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(D) if permute else np.arange(D)
+    sign = rng.choice([-1.0, 1.0], size=D) if permute else np.ones(D)
+    emb = np.asarray(m["embed"])
+    qs, ks = m["q"], m["k"]
+    assert isinstance(qs, list) and isinstance(ks, list)
+    pick = layers if layers is not None else list(range(len(qs)))
+
+    def tweak(w: np.ndarray) -> np.ndarray:
+        return (w + noise * rng.normal(size=w.shape) * w.std())[:, perm] * sign
+
+    return {"embed": tweak(emb), "q": [tweak(qs[i]) for i in pick],
+            "k": [tweak(ks[i]) for i in pick]}
+
+
+def test_cka_is_one_for_a_copy_and_invariant_to_output_rotations() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 20))
+    rot, _ = np.linalg.qr(rng.normal(size=(20, 20)))
+    assert unbiased_cka(x, x) == pytest.approx(1.0)
+    assert unbiased_cka(x, 3.0 * x @ rot) == pytest.approx(1.0)
+    assert abs(unbiased_cka(x, rng.normal(size=(50, 20))) or 0) < 0.1
+
+
+def test_plain_derivative_keeps_residual_order() -> None:
+    p = parent(1)
+    ev = EMB.compute(view(derive(p, 2), "ft"), view(p, "base"), {})
+    assert ev.indicates_derivation is True and ev.p_value is not None and ev.p_value < 1e-12
+    assert ev.details["identity_fraction"] > 0.9
+
+
+def test_permuted_derivative_passes_order_test_but_cka_catches_it() -> None:
+    p = parent(1)
+    d = view(derive(p, 2, permute=True), "perm")
+    assert EMB.compute(d, view(p, "base"), {}).indicates_derivation is False
+    ev = CKA.compute(d, view(p, "base"), {})
+    assert ev.indicates_derivation is True
+    assert ev.score is not None and ev.score > 0.5
+
+
+def test_independent_models_are_not_called_derived() -> None:
+    for seed in range(3):
+        a, b = view(parent(10 + seed), "a"), view(parent(20 + seed), "b")
+        assert EMB.compute(a, b, {}).indicates_derivation is False
+        ev = CKA.compute(a, b, {})
+        assert ev.indicates_derivation is False
+        assert ev.score is not None and abs(ev.score) < 0.05
+
+
+def test_layer_drop_is_aligned_and_reported() -> None:
+    p = parent(1, layers=8)
+    kept = [0, 1, 2, 5, 6, 7]
+    ev = CKA.compute(view(derive(p, 3, layers=kept), "dropped"), view(p, "base"), {})
+    assert ev.indicates_derivation is True
+    assert [tuple(x) for x in ev.details["layer_map"]] == list(enumerate(kept))
+    assert "candidate layers 0-2 <- reference layers 0-2" in ev.details["layer_alignment"]
+
+
+def test_dp_explains_depth_up_scaling_with_duplicated_layers() -> None:
+    # SOLAR: 8-layer parent, candidate = layers 0-5 then 2-7 (12 layers)
+    truth = list(range(6)) + list(range(2, 8))
+    rng = np.random.default_rng(0)
+    sim = 0.05 * rng.random((12, 8))
+    for i, j in enumerate(truth):
+        sim[i, j] = 0.9
+    res = align_layers(sim)
+    assert [j for _, j in res.mapping] == truth
+    assert res.describe() == ("candidate layers 0-5 <- reference layers 0-5; "
+                              "candidate layers 6-11 <- reference layers 2-7")
+
+
+def test_no_shared_tokens_and_different_widths_is_not_applicable() -> None:
+    a = view(parent(1), "a")
+    b = view(parent(2), "b")
+    b.fingerprint.sketches["embedding"]["tokens"] = [f"x{i}" for i in range(V)]
+    b.fingerprint.architecture = ArchInfo(family="llama", num_layers=LAYERS, hidden_size=64,
+                                          num_heads=4, num_kv_heads=2, head_dim=16)
+    assert not EMB.compute(a, b, {}).applicable
+    assert not CKA.compute(a, b, {}).applicable
