@@ -429,12 +429,17 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.3g}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+        return f"{value:.4g}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
     return str(value)
 
 
-def evidence_table(checks: Mapping[str, Mapping[str, Any]], width: int = 110) -> str:
-    """Check, strength, score, threshold, p, indicates, summary: one line per check."""
+def evidence_table(checks: Mapping[str, Mapping[str, Any]], width: int | None = None) -> str:
+    """Check, strength, score, threshold, p, indicates, summary: one line per check, cut to
+    the terminal width (at least 100 columns)."""
+    if width is None:
+        import shutil
+
+        width = max(100, shutil.get_terminal_size((120, 24)).columns)
     head = ("check", "strength", "score", "threshold", "p", "indicates", "summary")
     rows = [head] + [
         (name, str(c.get("strength", "")), _fmt(c.get("score")), _fmt(c.get("threshold")),
