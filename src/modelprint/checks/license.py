@@ -53,10 +53,10 @@ class License:
         "Scans the candidate's repository files (LICENSE, NOTICE, model card, *.py headers, "
         "config.json) and GGUF metadata for license texts recognised by content, copyright "
         "lines and base_model claims that belong to a vendor other than the one the candidate "
-        "claims, and flags those of the reference's vendor. Context only: carrying another "
-        "vendor's license or copyright shows reuse of files or code, not of weights — Pangu's "
-        "Qwen copyright headers were code reuse under Qwen's license, not proof that Pangu's "
-        "weights came from Qwen."
+        "claims, and flags those of the reference's vendor. Context only: license or code "
+        "reuse is not weight reuse. Carrying another vendor's license or copyright shows that "
+        "files or code were reused — Pangu's Qwen copyright headers were code reuse under "
+        "Qwen's license (Noah's Ark said so), not proof that Pangu's weights came from Qwen."
     )
 
     def compute(self, a: ModelView, b: ModelView, options: dict[str, Any]) -> Evidence:
@@ -87,7 +87,12 @@ class License:
         ref_repos = ident.repo_ids(fb.model.reference, fb.documents)
 
         listed, links = [], []
+        texts = {(f.get("file"), f.get("vendor")) for f in fnd if f.get("kind") in _TEXT_KINDS
+                 and float(f.get("similarity") or 0) >= thr}
         for f in fnd:
+            if f.get("kind") == "copyright" and f.get("in_license_text") \
+                    and (f.get("file"), f.get("vendor")) in texts:
+                continue  # the notice quoted inside a license text already listed
             entry = _assess(f, claimed, ref, ref_repos, thr)
             if entry is None:
                 continue

@@ -23,6 +23,8 @@ from modelprint.license.vendors import copyright_holder
 #: Cap on distinct hashes kept per license (the smallest hash values, so the choice is stable).
 MAX_DISTINCT = 256
 
+#: Opening shingles kept whole, to place the start of a match on the license's first line.
+HEAD_SHINGLES = 16
 #: A copyright line longer than this is a clause that quotes a notice (Llama's "You must
 #: retain ... Copyright (c) Meta Platforms"), and part of the license text.
 MAX_NOTICE_WORDS = 16
@@ -77,9 +79,12 @@ def source_words(path: Path, start: str | None = None, end: str | None = None) -
 
 def build(sources_dir: Path) -> dict[str, Any]:
     hashes: dict[str, set[int]] = {}
+    heads: dict[str, list[int]] = {}
     for spec in SOURCES:
         ws = source_words(sources_dir / spec["file"], spec.get("start"), spec.get("end"))
-        hashes[spec["id"]] = {h for _, h in shingles(ws)}
+        seq = [h for _, h in shingles(ws)]
+        hashes[spec["id"]] = set(seq)
+        heads[spec["id"]] = sorted(set(seq[:HEAD_SHINGLES]))
     entries = []
     for spec in SOURCES:
         own = hashes[spec["id"]]
@@ -92,6 +97,7 @@ def build(sources_dir: Path) -> dict[str, Any]:
             "id": spec["id"], "title": spec["title"], "family": spec["family"],
             "vendor": spec["vendor"], "source": spec["file"], "n_shingles": len(own),
             "sampled": sorted(h for h in own if sampled(h)), "distinct": distinct,
+            "head": heads[spec["id"]],
         })
     return {"format": FORMAT, "shingle_words": SHINGLE_WORDS, "sample_mod": SAMPLE_MOD,
             "hash": "blake2b-32 of space-joined NFKC case-folded words", "licenses": entries}

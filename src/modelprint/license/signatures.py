@@ -2,7 +2,8 @@
 
 A signature (built by :mod:`modelprint.license.build_signatures`, shipped as
 ``data/signatures.json``) holds, per license, the sampled 32-bit hashes of its 5-word shingles
-(``hash % 4 == 0``, a few hundred numbers) and up to 256 *distinct* hashes: shingles of that
+(``hash % 4 == 0``, a few hundred numbers), the hashes of its first 16 shingles (to place the
+start of a match exactly) and up to 256 *distinct* hashes: shingles of that
 license found in no other known license (they separate Llama 3.1 from 3.2, or the Qwen research
 license from the Qwen license). No license text is shipped.
 
@@ -32,6 +33,8 @@ MIN_HITS = 12
 #: Lowest hit fraction inside the best region for it to be reported at all; the check applies
 #: its own (higher) threshold.
 MIN_SIMILARITY = 0.5
+#: Words looked back from a region's first sampled hit for known shingles (its true start).
+LOOKBACK = 4 * SAMPLE_MOD
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,11 @@ class Signature:
     vendor: str | None
     sampled: frozenset[int]
     distinct: frozenset[int]
+    head: frozenset[int]
     n_shingles: int
+
+    def knows(self, h: int) -> bool:
+        return h in self.sampled or h in self.distinct or h in self.head
 
 
 @dataclass
@@ -82,7 +89,7 @@ def parse_signatures(data: dict[str, Any]) -> tuple[Signature, ...]:
     return tuple(
         Signature(id=e["id"], title=e["title"], family=e["family"], vendor=e.get("vendor"),
                   sampled=frozenset(e["sampled"]), distinct=frozenset(e["distinct"]),
-                  n_shingles=int(e["n_shingles"]))
+                  head=frozenset(e.get("head", ())), n_shingles=int(e["n_shingles"]))
         for e in data["licenses"]
     )
 
@@ -130,9 +137,20 @@ def find_licenses(ws: list[str], sigs: tuple[Signature, ...] | None = None) -> l
         if hits < MIN_HITS or hits / (b - a) < MIN_SIMILARITY:
             continue
         start, stop = samp[a][0], samp[b - 1][0] + SHINGLE_WORDS
+        start = _extend_back(all_sh, start, sig)
         distinct = sum(1 for pos, h in all_sh if start <= pos < stop and h in sig.distinct)
         found.append(Match(sig, start, stop, hits, b - a, distinct, []))
     return _resolve(found)
+
+
+def _extend_back(all_sh: list[tuple[int, int]], start: int, sig: Signature) -> int:
+    """Move a region's start back over unsampled shingles the signature knows (its opening
+    shingles are kept whole as ``head``), so a finding's line is where the license begins
+    rather than at its first sampled shingle."""
+    for pos in range(start - 1, max(-1, start - LOOKBACK - 1), -1):
+        if sig.knows(all_sh[pos][1]):
+            start = pos
+    return start
 
 
 def _overlap(x: Match, y: Match) -> float:

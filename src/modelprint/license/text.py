@@ -71,12 +71,19 @@ def looks_binary(data: bytes) -> bool:
 
 
 def decode(data: bytes) -> tuple[str, int]:
-    """Bytes to str without ever failing: BOM-aware, UTF-8 first, replacement on errors."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = data.decode("utf-16", errors="replace")
-    else:
-        text = data.decode("utf-8-sig", errors="replace")
-    return text, text.count("\ufffd")
+    """Bytes to str without ever failing: UTF-8, undecodable bytes replaced. A UTF-16 BOM is
+    believed only when the bytes do not read as UTF-8 text (ASCII in UTF-16 is half NULs,
+    CJK in UTF-16 is invalid UTF-8): a fake BOM in front of UTF-8 must not turn the text
+    into CJK noise."""
+    text = data.decode("utf-8-sig", errors="replace")
+    bad = text.count("\ufffd")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) and (
+            text.count("\x00") > 0.1 * len(text) or bad > 0.05 * len(text)):
+        try:
+            return data[:len(data) - len(data) % 2].decode("utf-16"), 0
+        except UnicodeDecodeError:
+            pass
+    return text, bad
 
 
 def read_text(path: Path, name: str | None = None) -> TextFile | None:

@@ -179,6 +179,7 @@ _COPYRIGHT = re.compile(
     re.IGNORECASE,
 )
 _MARKER = re.compile(r"\(c\)|©|\b(?:19|20)\d{2}\b|all rights reserved", re.IGNORECASE)
+_C_YEAR = re.compile(r"\(c\)\s*(?:19|20)\d{2}", re.IGNORECASE)
 _LEAD = re.compile(r"^[\s#/*;!\-<>'\"%]*")
 
 
@@ -191,7 +192,7 @@ def copyright_holder(line: str) -> str | None:
     not taken for a notice."""
     if len(line) > 400:
         return None
-    if "copyright" not in line.lower() and "©" not in line:
+    if "copyright" not in line.lower() and "©" not in line and not _C_YEAR.search(line):
         return None
     stripped = _LEAD.sub("", line)
     m = _COPYRIGHT.search(stripped)
