@@ -297,15 +297,16 @@ def test_hostile_files_do_not_crash_and_are_reported(tmp_path: Path) -> None:
     put(tmp_path, "model.bin.txt", b"\x00\x01\x02PK\x03\x04" + bytes(range(256)) * 64)
     put(tmp_path, "LICENSE", b"\xff\xfe\xfa garbage \xc3\x28 " + qwen.encode() + b"\xed\xa0\x80")
     put(tmp_path, "NOTICE.utf16", ("Copyright 2024 Google LLC\n").encode("utf-16"))
-    put(tmp_path, "README.md", "---\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a]\n"
-        "c: &c [*b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c]\nlicense: [*c]\n---\nhi\n")
+    put(tmp_path, "README.md", "---\na: &a [x, x, x, x, x, x, x, x, x]\n"
+        "b: &b [*a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b]\n"
+        "d: [*c, *c, *c, *c, *c, *c]\nlicense: [*c]\n---\nhi\n")
     put(tmp_path, "config.json", '{"_name_or_path": ' * 5000)
     put(tmp_path, "page.html", "<html><body><script>Copyright 2024 Google LLC</script>"
         "<p>Copyright 2023 <b>Mistral AI</b> <img src=x onerror=alert(1)></p><p>unclosed <div"
         "</body>")
     put(tmp_path, "empty.txt", "")
     (tmp_path / "subdir.md").mkdir()
-    files = sorted(tmp_path.rglob("*")) + [tmp_path / "missing.txt"]
+    files = [*sorted(tmp_path.rglob("*")), tmp_path / "missing.txt"]
     result = scan_repository(files, {"general.license": ["weird", {"x": 1}], "general.author": 7},
                              tmp_path)
     json.dumps(result)  # JSON-able
