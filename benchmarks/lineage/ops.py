@@ -83,7 +83,7 @@ def _train(ctx: Ctx, model: CausalLM, r: Recipe, stream: np.ndarray | None = Non
 
 
 def _save(model: CausalLM, out: Path, name: str, tok_from: Path) -> None:
-    save_model(model, out, {"zoo_name": name})
+    save_model(model, out)
     for f in ("tokenizer.json", "tokenizer_config.json"):
         if (tok_from / f).exists() and tok_from.resolve() != out.resolve():
             shutil.copyfile(tok_from / f, out / f)
@@ -94,7 +94,7 @@ def build(r: Recipe, ctx_data: dict[str, Any], out: Path, threads: int) -> dict[
     """Build recipe ``r`` into ``out`` (a fresh directory); return its manifest entry."""
     torch.set_num_threads(threads)
     ctx = Ctx(ctx_data)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     out.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {"name": r["name"], "kind": r["kind"], "recipe": r,
                              "parents": r.get("parents", []), "format": "hf", "file": ""}
@@ -162,6 +162,7 @@ def build(r: Recipe, ctx_data: dict[str, Any], out: Path, threads: int) -> dict[
         if model.cfg.vocab >= ctx.data["vocab"] and not r["name"].startswith("smollm2"):
             entry["eval_loss"] = round(eval_loss(model, ctx.eval_set()), 4)
     entry["build_seconds"] = round(time.time() - t0, 1)
+    entry["cpu_seconds"] = round(time.process_time() - c0, 1)
     (out / "zoo.json").write_text(json.dumps(entry, indent=1, sort_keys=True) + "\n")
     return entry
 

@@ -72,6 +72,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "steps": {"pretrain": 80, "sft": 10, "cpt": 40, "dus": 10, "width": 10,
                   "moe": 10, "vocab": 10},
         "lr": {"pretrain": 1e-2, "sft": 1e-3, "cpt": 2e-3, "heal": 2e-3},
+        "shape_lr": {"qwen2-t": 3e-3},
         "real": False, "smol_sft_steps": 0,
     },
 }
@@ -147,7 +148,8 @@ def zoo_recipes(profile: str) -> list[Recipe]:
             out.append({"name": f"{shape}.seed{seed}", "op": "pretrain", "kind": "base",
                         "shape": shape, "index": seed, "init_seed": 1000 + seed, "parents": [],
                         "train": {"split": "pretrain", "steps": p["steps"]["pretrain"],
-                                  "lr": p["lr"]["pretrain"], "seed": 2000 + seed}})
+                                  "lr": p.get("shape_lr", {}).get(shape, p["lr"]["pretrain"]),
+                                  "seed": 2000 + seed}})
     for i, shape in enumerate(p["derive_from"]):
         out.extend(derivatives(f"{shape}.seed0", shape, p, i))
     out.extend(p.get("extra", []))
