@@ -86,7 +86,14 @@ def moments_of(values: np.ndarray) -> Moments:
     x = np.asarray(values, dtype=np.float64).ravel()
     if x.size == 0:
         return Moments()
-    mean = float(x.sum() / x.size)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(x.sum())
+    if not math.isfinite(total) and np.isfinite(x).all():
+        # finite float64 values near the top of the range: work on x / max|x|
+        scale = float(np.abs(x).max())
+        m = moments_of(x / scale)
+        return Moments(m.count, m.mean * scale, m.m2 * scale * scale)
+    mean = total / x.size
     d = x - mean
     # the residual sum corrects the mean to the last bit (Björck's corrected two-pass)
     corr = float(d.sum())
@@ -162,7 +169,8 @@ class Accumulator:
                 buf = self._buf = np.empty(FLOAT_CHUNK, dtype=np.float64)
             c = buf[: part.size]
             np.copyto(c, part)  # float64 conversion into a reused, cache-resident buffer
-            s = float(c.sum())
+            with np.errstate(over="ignore", invalid="ignore"):
+                s = float(c.sum())
             if not math.isfinite(s):
                 bad = int(np.count_nonzero(~np.isfinite(c)))
                 if bad:

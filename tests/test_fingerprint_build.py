@@ -1,0 +1,171 @@
+"""The one-pass fingerprint of every synthetic family equals torch on the ground truth.
+
+For each family of tests/synth.py, stored as F32, F16 and BF16, in one file and sharded: every
+role slot's std/mean/l2 equals ``torch.std`` / ``mean`` / ``vector_norm`` of the float64
+ground-truth tensor to 1e-10 relative; per-layer curves pool a layer's experts exactly;
+bias and norm vectors are the stored values (norm gains plus Gemma's offset); every stored
+tensor and weight file carries its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modelprint.fingerprint.build import build_fingerprint, is_norm_gain
+from modelprint.fingerprint.model import Fingerprint
+from modelprint.sources import open_source
+
+from .synth import FAMILIES, MOE_FAMILIES, SynthModel, make_gguf, make_model
+
+REL = 1e-10
+
+
+def _truth(x: np.ndarray) -> tuple[float, float, float]:
+    t = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    return t.std().item(), t.mean().item(), torch.linalg.vector_norm(t).item()
+
+
+def _assert_stats(got: tuple[float, float, float], x: np.ndarray, what: str) -> None:
+    std, mean, l2 = _truth(x)
+    gstd, gmean, gl2 = got
+    assert gstd == pytest.approx(std, rel=REL), f"{what} std"
+    assert gl2 == pytest.approx(l2, rel=REL), f"{what} l2"
+    # a mean near zero is compared relative to the spread, the only scale it has
+    assert abs(gmean - mean) <= REL * max(abs(mean), std), f"{what} mean"
+
+
+def _fingerprint(path: Path) -> Fingerprint:
+    with open_source(str(path)) as src:
+        return build_fingerprint(src, progress=False)
+
+
+def _offset(fp: Fingerprint, role: str) -> float:
+    return fp.architecture.norm_offset if is_norm_gain(role) else 0.0
+
+
+def _check_against_truth(fp: Fingerprint, m: SynthModel) -> None:
+    got = {(t.role, t.layer, t.expert): t for t in fp.tensors}
+    missing = set(m.roles) - set(got)
+    assert not missing, f"roles not fingerprinted: {sorted(missing, key=str)[:5]}"
+    for key, values in m.roles.items():
+        t = got[key]
+        x = values + _offset(fp, key[0])
+        assert t.count == values.size and list(t.shape) == list(values.shape), key
+        if values.size > 1:
+            _assert_stats((t.std, t.mean, t.l2), x, str(key))
+    # curves: a layer's slots (its experts) pooled, as torch sees their concatenation
+    for role, curve in fp.curves.items():
+        for layer, std in enumerate(curve["std"]):
+            parts = [v.ravel() + _offset(fp, role) for (r, lay, _e), v in m.roles.items()
+                     if r == role and lay == layer]
+            if not parts:
+                assert std is None or (role, layer) not in {(k[0], k[1]) for k in m.roles}
+                continue
+            x = np.concatenate(parts)
+            if x.size > 1:
+                _assert_stats((std, curve["mean"][layer], curve["l2"][layer]), x,
+                              f"curve {role}[{layer}]")
+    # raw vectors of biases and norms, float64, offset applied to norm gains
+    for role, per_layer in fp.vectors.items():
+        for layer, vec in enumerate(per_layer):
+            key = (role, layer, None)
+            if key in m.roles:
+                assert vec is not None
+                np.testing.assert_array_equal(np.asarray(vec),
+                                              m.roles[key].ravel() + _offset(fp, role))
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["single", "sharded"])
+@pytest.mark.parametrize("dtype", ["F32", "F16", "BF16"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_stats_equal_torch(tmp_path: Path, family: str, dtype: str,
+                                  sharded: bool) -> None:
+    m = make_model(tmp_path, family, dtype=dtype, sharded=sharded,
+                   experts=4 if family in MOE_FAMILIES else None)
+    fp = _fingerprint(m.path)
+    assert fp.architecture.num_layers == 2
+    _check_against_truth(fp, m)
+    assert {t.dtype for t in fp.tensors} == {dtype}
+    # every weight file hashed, as sha256 of its bytes
+    assert sorted(fp.model.files) == sorted(f.name for f in m.files)
+    for f in m.files:
+        assert fp.model.files[f.name] == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def _tensor_bytes(files: list[Path]) -> dict[str, bytes]:
+    """Each tensor's stored bytes, read straight from the safetensors layout."""
+    out: dict[str, bytes] = {}
+    for f in files:
+        raw = f.read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])
+        for name, e in header.items():
+            if name != "__metadata__":
+                a, b = e["data_offsets"]
+                out[name] = raw[8 + n + a: 8 + n + b]
+    return out
+
+
+def test_tensor_sha256_once_per_stored_tensor(tmp_path: Path) -> None:
+    """GPT-2's fused c_attn feeds q, k and v: all three carry the one tensor's digest."""
+    m = make_model(tmp_path, "gpt2", dtype="BF16", sharded=True)
+    fp = _fingerprint(m.path)
+    raw = _tensor_bytes(m.files)
+    for t in fp.tensors:
+        assert t.sha256 == hashlib.sha256(raw[t.tensor]).hexdigest(), t.tensor
+    fused = [t for t in fp.tensors if t.tensor.endswith("h.0.attn.c_attn.weight")]
+    assert {t.role for t in fused} == {"attn.q", "attn.k", "attn.v"}
+    others = {o["tensor"]: o["sha256"] for o in fp.metadata["other_tensors"]}
+    for name, digest in others.items():
+        assert digest == hashlib.sha256(raw[name]).hexdigest()
+    assert set(others) | {t.tensor for t in fp.tensors} == set(raw)
+
+
+def test_missing_layer_role_is_null(tmp_path: Path) -> None:
+    """deepseek_v3's first layer is dense: expert curves are null there, not zero."""
+    m = make_model(tmp_path, "deepseek_v3", dtype="F32", experts=4, layers=3)
+    fp = _fingerprint(m.path)
+    layers_with = {lay for (r, lay, _e) in m.roles if r == "moe.expert.up"}
+    assert layers_with and layers_with != {0, 1, 2}
+    curve = fp.curves["moe.expert.up"]["std"]
+    assert [v is not None for v in curve] == [i in layers_with for i in range(3)]
+    dense = fp.curves["mlp.up"]["std"]
+    assert [v is not None for v in dense] == [
+        ("mlp.up", i, None) in m.roles for i in range(3)]
+
+
+def test_gemma_norms_are_effective_gains(tmp_path: Path) -> None:
+    """HF Gemma stores w and applies 1 + w: vectors and norm stats describe 1 + w."""
+    m = make_model(tmp_path, "gemma2", dtype="BF16")
+    fp = _fingerprint(m.path)
+    assert fp.architecture.norm_offset == 1.0
+    w = m.roles[("norm.attn", 1, None)].ravel()
+    np.testing.assert_array_equal(fp.vector("norm.attn", 1), w + 1.0)
+    assert fp.curves["norm.attn"]["mean"][1] == pytest.approx(float(np.mean(w)) + 1.0,
+                                                             rel=1e-12)
+
+
+@pytest.mark.parametrize("qtype", ["F32", "F16", "Q8_0"])
+def test_gguf_stats_equal_dequantised_truth(tmp_path: Path, qtype: str) -> None:
+    m = make_gguf(tmp_path, "llama", qtype)
+    fp = _fingerprint(m.path)
+    _check_against_truth(fp, m)
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    m = make_model(tmp_path, "qwen2", dtype="BF16")
+    fp = _fingerprint(m.path)
+    fp.save(tmp_path / "q.fp.json")
+    back = Fingerprint.load(tmp_path / "q.fp.json")
+    assert back.to_json() == json.loads(json.dumps(fp.to_json()))
+    assert back.curve("attn.q") == fp.curve("attn.q")
+    assert back.vector("attn.q_bias", 1) == fp.vector("attn.q_bias", 1)
+    assert all(math.isfinite(v) for v in back.curve("attn.q") or [])
