@@ -132,8 +132,10 @@ class License:
         foreign = [e for e in listed if e["foreign"]]
         extra = (f"; it does carry {len(foreign)} item(s) of other vendors "
                  f"({', '.join(sorted({e['vendor_name'] for e in foreign}))})" if foreign else "")
-        what = f"{scanned} scanned file(s)" + (" and its metadata" if any(
-            f.get("file") == "<metadata>" for f in fnd) else "")
+        parts = [f"{scanned} scanned file(s)"] if scanned else []
+        if any(f.get("file") == "<metadata>" for f in fnd):
+            parts.append("metadata")
+        what = " and ".join(parts)
         return ev(False, f"nothing in the candidate's {what} points to {_vn(ref)}, the "
                          f"reference's vendor{extra}")
 
