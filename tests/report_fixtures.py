@@ -140,12 +140,25 @@ def make_pair(i: int, *, related: bool, expect: str | None, name: str, layers: i
     verdict = "derived" if related else "independent"
     outcome = None if expect is None else ("passed" if expect == verdict else "failed")
     item = "failed" if outcome == "failed" else "passed"
-    lic = {"findings": findings if findings is not None else [
-        {"file": "LICENSE", "line": 1, "excerpt": "Tongyi Qianwen LICENSE AGREEMENT",
-         "vendor": "Alibaba Cloud (Qwen)", "license": "tongyi-qianwen", "kind": "license"},
-        {"file": "README.md", "line": 12, "excerpt": "Built with Qwen2.5",
-         "vendor": "Alibaba Cloud (Qwen)", "license": None, "kind": "mention"},
-    ]}
+    lic = {"claimed_vendor": "acme", "claimed_vendor_name": "Acme AI",
+           "claimed_vendor_source": "general.organization = Acme",
+           "reference_vendor": "qwen", "reference_vendor_name": "Alibaba Cloud (Qwen)",
+           "reference_vendor_source": "its Qwen license", "files": 7, "scanned_files": 5,
+           "findings": findings if findings is not None else [
+               {"kind": "license_text", "file": "LICENSE", "line": 1,
+                "excerpt": "Tongyi Qianwen LICENSE AGREEMENT", "vendor": "qwen",
+                "vendor_name": "Alibaba Cloud (Qwen)", "license": "Tongyi Qianwen License",
+                "confidence": 0.97, "links_reference": True},
+               {"kind": "copyright", "file": "modeling.py", "line": 2,
+                "excerpt": "# Copyright 2024 The Qwen team, Alibaba Group.", "vendor": "qwen",
+                "vendor_name": "Alibaba Cloud (Qwen)", "license": None, "confidence": 0.9,
+                "links_reference": True},
+               {"kind": "copyright", "file": "README.md", "line": 40,
+                "excerpt": "Copyright 2023 Meta Platforms", "vendor": "meta",
+                "vendor_name": "Meta", "license": None, "confidence": 0.8,
+                "links_reference": False}],
+           "findings_total": 3, "caveat": "license or copyright reuse is code/file reuse, "
+           "not weight reuse"}
     return {
         "audit": f"audits/release-{i}.audit.yaml" if expect else None,
         "candidate": _model("./models/my-release", None, rng, layers),
@@ -163,6 +176,11 @@ def make_pair(i: int, *, related: bool, expect: str | None, name: str, layers: i
                                   f"pooled cosine {0.998 if related else 0.002}",
                                   {"tensors_compared": 96, "pooled_cosine":
                                    0.998 if related else 0.002,
+                                   "hashed_tensors": {"candidate": 211, "reference": 127},
+                                   "per_matrix": [{"role": "attn.q", "layer": i,
+                                                   "cosine": float(rng.uniform(0, 1)),
+                                                   "tensor": XSS_TENSOR, "shape": [64, 64]}
+                                                  for i in range(layers)],
                                    "per_layer": [float(v) for v in rng.uniform(0, 1, layers)],
                                    "worst_tensor": XSS_TENSOR, "matrix": {"x": [[1, 2]]}}),
             "attention_std": _ev("attention_std", "weak", score, 0.95, 0.02, False, "passed",

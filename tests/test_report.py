@@ -77,7 +77,7 @@ def test_every_pair_and_check_is_in_summary_and_evidence(run: dict[str, Any], do
     assert len(pairs) == len(run["pairs"])
     shown = {text_of(elements(a, "h3")[0]) for a in pairs}
     for pair in run["pairs"]:
-        assert f"{pair['candidate']['reference']} → {pair['reference']['name']}" in shown
+        assert title(pair) in shown
         for name in pair["checks"]:
             assert name in head
     for article in pairs:
@@ -196,18 +196,31 @@ def test_vector_checks_show_heat_strip_per_layer_and_magnitudes(run: dict[str, A
 def test_license_section_lists_every_finding(run: dict[str, Any], dom: Any) -> None:
     for pair in run["pairs"]:
         section = section_of(dom, pair, "license")
-        text = text_of(section)
-        for f in pair["checks"]["license"]["details"]["findings"]:
+        findings = pair["checks"]["license"]["details"]["findings"]
+        rows = [r for r in elements(section, "tr") if elements(r, "pre")]
+        assert len(rows) == len(findings)
+        for row, f in zip(rows, findings, strict=True):
+            text = text_of(row)
             assert f"{f['file']}:{f['line']}" in text
-            assert f["vendor"] in text
+            assert f.get("vendor_name", f["vendor"]) in text
+            assert text_of(elements(row, "pre")[0]) == f["excerpt"]
+            assert has_class(row, "links") == bool(f.get("links_reference"))
+        lic = pair["checks"]["license"]["details"]
+        assert lic["claimed_vendor_name"] in text_of(section)
 
 
 def test_check_without_fragment_gets_generic_table(run: dict[str, Any], dom: Any) -> None:
+    details = run["pairs"][0]["checks"]["weights_cosine"]["details"]
     section = section_of(dom, run["pairs"][0], "weights_cosine")
     text = text_of(section)
-    assert "tensors_compared" in text and "96" in text
-    assert [s for s in elements(section, "svg") if has_class(s, "spark")]  # per_layer list
-    assert "matrix" in text                                  # named though not drawn
+    assert "tensors_compared" in text and "96" in text                 # scalar
+    assert [s for s in elements(section, "svg") if has_class(s, "spark")]  # numeric list
+    assert "candidate: 211" in text and "reference: 127" in text       # flat mapping
+    records = [t for t in elements(section, "table") if has_class(t, "records")]
+    assert len(records) == 1                                           # list of records
+    body_rows = [r for r in elements(records[0], "tr") if elements(r, "td")]
+    assert len(body_rows) == len(details["per_matrix"])
+    assert "matrix" in text                                  # deeper values are named
 
 
 def test_descriptions_and_provenance(run: dict[str, Any], dom: Any) -> None:
@@ -226,10 +239,14 @@ def test_descriptions_and_provenance(run: dict[str, Any], dom: Any) -> None:
         assert str(pair["candidate"]["architecture"]["hidden_size"]) in prov
 
 
+def title(pair: dict[str, Any]) -> str:
+    """Heading of a pair's evidence: display names (a path reference shows its last part)."""
+    return f"{Path(pair['candidate']['reference']).name} → {pair['reference']['name']}"
+
+
 def section_of(dom: Any, pair: dict[str, Any], check: str) -> Any:
-    title = f"{pair['candidate']['reference']} → {pair['reference']['name']}"
     article = next(a for a in elements(dom, "article")
-                   if text_of(elements(a, "h3")[0]) == title)
+                   if text_of(elements(a, "h3")[0]) == title(pair))
     return next(s for s in elements(article, "section")
                 if has_class(s, "check") and text_of(elements(s, "h4")[0]).split()[0] == check)
 

@@ -28,13 +28,14 @@ from modelprint.report.view import (
     fmt,
     fmt_p,
     fragment_name,
+    generic_entries,
     is_scalar,
     layer_labels,
     numeric_lists,
-    other_keys,
     pluck,
     scalars,
     text,
+    wbr,
     zscore,
 )
 
@@ -72,10 +73,11 @@ def environment() -> Environment:
     env.globals.update(
         charts=_Charts, fmt=fmt, fmt_p=fmt_p, as_dict=as_dict, as_list=as_list,
         numbers=svg.numbers, number=svg.number, zscore=zscore, scalars=scalars,
-        numeric_lists=numeric_lists, other_keys=other_keys, is_scalar=is_scalar, text=text,
+        numeric_lists=numeric_lists, generic_entries=generic_entries, is_scalar=is_scalar,
+        text=text,
         pluck=pluck, layer_labels=layer_labels,
     )
-    env.filters.update(fmt=fmt, fmt_p=fmt_p, text=text)
+    env.filters.update(fmt=fmt, fmt_p=fmt_p, text=text, wbr=wbr)
     return env
 
 

@@ -42,12 +42,20 @@ def _e(v: Any) -> Markup:
     return escape(clean_text(str(v)))
 
 
+#: Larger magnitudes are treated as gaps: no chart needs them, and spans between such values
+#: overflow float arithmetic.
+MAX_MAGNITUDE = 1e150
+
+
 def number(v: Any) -> float | None:
     """A finite float, or None for anything that is not a usable number."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    f = float(v)
-    return f if math.isfinite(f) else None
+    try:
+        f = float(v)
+    except OverflowError:           # a huge int
+        return None
+    return f if math.isfinite(f) and abs(f) <= MAX_MAGNITUDE else None
 
 
 def numbers(values: Any) -> list[float | None]:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from modelprint.report.svg import number
 
 #: Cell text for a check's item outcome.
@@ -115,19 +117,70 @@ def numeric_lists(d: Any) -> list[tuple[str, list[float | None]]]:
     """Entries of a mapping that are non-empty lists of numbers (drawn as sparklines)."""
     from modelprint.report.svg import numbers
 
-    out = []
+    return [(k, numbers(v)) for k, v in as_dict(d).items() if _is_number_list(v)]
+
+
+#: Rows of a list-of-records shown in a generic table (the JSON holds them all).
+MAX_ROWS = 40
+
+
+@dataclass
+class GenericEntry:
+    """One entry of a details dict as the generic section shows it."""
+
+    kind: str                   # "scalar" | "numbers" | "mapping" | "records" | "other"
+    key: str
+    value: Any = None           # scalar / list of numbers / list of (k, v)
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    total: int = 0
+
+
+def generic_entries(d: Any) -> list[GenericEntry]:
+    """Every entry of ``d`` in a form a generic table can show: scalars, numeric lists
+    (sparklines), flat mappings of scalars (inline), lists of flat records (a small table);
+    anything deeper is only named. This is what a check without its own fragment gets."""
+    out: list[GenericEntry] = []
     for k, v in as_dict(d).items():
-        if isinstance(v, list) and v and all(
-                x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
-                for x in v):
-            out.append((k, numbers(v)))
+        if is_scalar(v):
+            out.append(GenericEntry("scalar", k, v))
+        elif _is_number_list(v):
+            out.append(GenericEntry("numbers", k, numbers_of(v)))
+        elif isinstance(v, Mapping) and 0 < len(v) <= 12 and all(is_scalar(x)
+                                                                  for x in v.values()):
+            out.append(GenericEntry("mapping", k, [(str(a), b) for a, b in v.items()]))
+        elif isinstance(v, list) and v and all(isinstance(r, Mapping) for r in v):
+            cols: list[str] = []
+            for r in v[:MAX_ROWS]:
+                cols.extend(str(c) for c, x in r.items() if is_scalar(x) and str(c) not in cols)
+            cols = cols[:10]
+            rows = [[r.get(c) if is_scalar(r.get(c)) else None for c in cols]
+                    for r in v[:MAX_ROWS]]
+            out.append(GenericEntry("records", k, columns=cols, rows=rows, total=len(v)))
+        elif isinstance(v, (list, Mapping)) and not v:
+            out.append(GenericEntry("scalar", k, "(none)"))
+        else:
+            out.append(GenericEntry("other", k))
     return out
 
 
-def other_keys(d: Any) -> list[str]:
-    """Keys of a mapping that are neither scalars nor numeric lists (not shown generically)."""
-    shown = {k for k, _ in scalars(d)} | {k for k, _ in numeric_lists(d)}
-    return [k for k in as_dict(d) if k not in shown]
+def _is_number_list(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(
+        x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in v)
+
+
+def numbers_of(v: Any) -> list[float | None]:
+    from modelprint.report.svg import numbers
+
+    return numbers(v)
+
+
+def short_name(reference: str) -> str:
+    """A display name for a reference: the last component of a file-system path (the full
+    reference stays in the provenance); ``hf:`` references and plain names as they are."""
+    if reference.startswith("hf:") or "/" not in reference.rstrip("/"):
+        return reference
+    return reference.rstrip("/").rsplit("/", 1)[-1] or reference
 
 
 @dataclass
@@ -145,8 +198,10 @@ class ModelSide:
     def from_json(cls, raw: Any, fallback: str) -> ModelSide:
         d = as_dict(raw)
         ref = text(d.get("reference")) or fallback
+        name = text(d.get("name"))
         return cls(
-            reference=ref, name=text(d.get("name")) or ref, kind=text(d.get("kind")),
+            reference=ref, name=short_name(ref) if not name or name == ref else name,
+            kind=text(d.get("kind")),
             revision=text(d.get("revision")),
             files=[(text(k), text(v)) for k, v in as_dict(d.get("files")).items()],
             architecture=scalars(d.get("architecture")),
@@ -195,6 +250,8 @@ class PairView:
     verdict_reason: str
     outcome: str
     checks: list[CheckView] = field(default_factory=list)
+    #: other scalar entries of the pair (e.g. the alpha used), shown in the provenance
+    extra: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def verdict_class(self) -> str:
@@ -227,6 +284,10 @@ def _check_view(name: str, raw: Any, anchor: str) -> CheckView:
     )
 
 
+_KNOWN_PAIR_KEYS = {"audit", "candidate", "reference", "expect", "verdict", "verdict_reason",
+                    "outcome", "checks"}
+
+
 def _pair_view(raw: Any, index: int) -> PairView:
     d = as_dict(raw)
     anchor = f"pair-{index + 1}"
@@ -238,7 +299,7 @@ def _pair_view(raw: Any, index: int) -> PairView:
         reference=ModelSide.from_json(d.get("reference"), "(unknown reference)"),
         expect=text(d.get("expect")), verdict=text(d.get("verdict")) or "unknown",
         verdict_reason=text(d.get("verdict_reason"), 2000), outcome=text(d.get("outcome")),
-        checks=checks,
+        checks=checks, extra=[(k, v) for k, v in scalars(d) if k not in _KNOWN_PAIR_KEYS],
     )
 
 
@@ -294,6 +355,12 @@ def build_view(run: Any) -> RunView:
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def wbr(name: Any) -> Markup:
+    """A check or key name with line-break opportunities after underscores and dots, so long
+    names (``embedding_alignment``) do not widen table columns."""
+    return Markup(re.sub(r"([_.])", r"\1<wbr>", str(escape(text(name, 200)))))
 
 
 def fragment_name(check: str) -> str | None:
