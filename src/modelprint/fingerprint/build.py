@@ -197,7 +197,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
         "model_vectors": model_vectors,
         "other_tensors": [
             {"tensor": n, "shape": list(tensors[n].shape), "dtype": tensors[n].dtype,
-             "sha256": tensor_sha[n]} for n in order if n not in used],
+             "sha256": tensor_sha[n]} for n in sorted(order) if n not in used],
     }
     files = {relative_name(f, source.root): known[f] for f in weight_files}
     model = ModelInfo(reference=source.reference, kind=reference_kind(source.reference),
@@ -218,7 +218,9 @@ _PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
 def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
                 tensors: dict[str, TensorInfo], bar: _Progress) -> _PassResult:
     stats: list[TensorStat] = []
-    layer_moments: dict[tuple[str, int], Moments] = {}
+    # per (role, layer): (expert, moments), merged in expert order at the end so the curves
+    # do not depend on the order tensors happen to sit in the files
+    parts: dict[tuple[str, int], list[tuple[int, Moments]]] = {}
     vectors: dict[str, list[list[float] | None]] = {}
     model_vectors: dict[str, list[float]] = {}
     for slot in slots:
@@ -232,8 +234,8 @@ def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
             shape=slot_shape(info, slot), dtype=info.dtype, count=m.count, mean=m.mean,
             std=m.std, l2=m.l2, sha256=""))
         if slot.layer is not None:
-            key = (slot.role, slot.layer)
-            layer_moments[key] = layer_moments.get(key, Moments()).merge(m)
+            parts.setdefault((slot.role, slot.layer), []).append(
+                (-1 if slot.expert is None else slot.expert, m))
         if values is not None:
             vec = (values + offset).tolist()
             if slot.layer is None:
@@ -243,6 +245,14 @@ def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
                 if 0 <= slot.layer < len(per_layer):
                     per_layer[slot.layer] = vec
         bar.update(info.nbytes * m.count / max(info.numel, 1))
+    layer_moments: dict[tuple[str, int], Moments] = {}
+    for key, ms in parts.items():
+        total = Moments()
+        for _, m in sorted(ms, key=lambda em: em[0]):
+            total = total.merge(m)
+        layer_moments[key] = total
+    stats.sort(key=lambda t: (-1 if t.layer is None else t.layer, t.role,
+                              -1 if t.expert is None else t.expert))
     return stats, layer_moments, vectors, model_vectors
 
 
