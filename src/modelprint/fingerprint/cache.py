@@ -85,25 +85,40 @@ def fingerprint_source(source: ModelSource, *, use_cache: bool = True,
                        progress: bool | None = None) -> Fingerprint:
     """The fingerprint of an open source, from the cache when its content was seen before."""
     files = list(source.weight_files())
-    memo = {f: memo_lookup(f) for f in files}
-    known = {f: d for f, d in memo.items() if d is not None}
     if not use_cache:
-        return build_fingerprint(source, progress=progress, file_hashes=known)
+        return build_fingerprint(source, progress=progress, file_hashes=_memo(files))
+    known = _memo(files)
     if len(known) == len(files):
-        key = cache_key(source, {relative_name(f, source.root): d for f, d in known.items()})
-        hit = _read(key)
+        return _cached(source, known, progress)
+    # First sight of these files: one process hashes them while fingerprinting; others
+    # wanting the same paths wait, then find the memo filled and take the cached entry.
+    where = hashlib.sha256("\0".join(sorted(str(f.resolve()) for f in files)).encode())
+    with FileLock(str(fingerprint_dir() / f"paths-{where.hexdigest()[:32]}.lock")):
+        known = _memo(files)
+        if len(known) == len(files):
+            return _cached(source, known, progress)
+        fp = build_fingerprint(source, progress=progress, file_hashes=known)
+        key = cache_key(source, fp.model.files)
+        with FileLock(str(_entry(key)) + ".lock"):
+            if _read(key) is None:
+                fp.save(_entry(key))
+        return fp
+
+
+def _memo(files: list[Path]) -> dict[Path, str]:
+    memo = {f: memo_lookup(f) for f in files}
+    return {f: d for f, d in memo.items() if d is not None}
+
+
+def _cached(source: ModelSource, known: dict[Path, str], progress: bool | None) -> Fingerprint:
+    key = cache_key(source, {relative_name(f, source.root): d for f, d in known.items()})
+    hit = _read(key)
+    if hit is not None:
+        return _rebind(hit, source)
+    with FileLock(str(_entry(key)) + ".lock"):
+        hit = _read(key)  # another process may have built it while we waited
         if hit is not None:
             return _rebind(hit, source)
-        with FileLock(str(_entry(key)) + ".lock"):
-            hit = _read(key)  # another process may have built it while we waited
-            if hit is not None:
-                return _rebind(hit, source)
-            fp = build_fingerprint(source, progress=progress, file_hashes=known)
-            fp.save(_entry(key))
-            return fp
-    fp = build_fingerprint(source, progress=progress, file_hashes=known)
-    key = cache_key(source, fp.model.files)
-    with FileLock(str(_entry(key)) + ".lock"):
-        if _read(key) is None:
-            fp.save(_entry(key))
-    return fp
+        fp = build_fingerprint(source, progress=progress, file_hashes=known)
+        fp.save(_entry(key))
+        return fp

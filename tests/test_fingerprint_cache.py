@@ -1,0 +1,184 @@
+"""The content-addressed fingerprint cache, the file-hash memo and ``load_model``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelprint import models
+from modelprint.fingerprint import cache, hashing
+from modelprint.fingerprint.cache import fingerprint_dir, fingerprint_source
+from modelprint.fingerprint.model import Fingerprint
+from modelprint.models import SourceWeights, clear_memo, load_model
+from modelprint.sources import open_source
+
+from .synth import make_model
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A private cache per test (counts of builds and hashes must start from zero)."""
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "cache"))
+    clear_memo()
+
+
+class Counter:
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *a: Any, **k: Any) -> Any:
+        self.calls += 1
+        return self.fn(*a, **k)
+
+
+def _content(fp: Fingerprint) -> dict[str, Any]:
+    data = json.loads(json.dumps(fp.to_json()))
+    del data["model"]
+    return data
+
+
+def test_second_load_hits_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    builds = Counter(cache.build_fingerprint)
+    monkeypatch.setattr(cache, "build_fingerprint", builds)
+    first = load_model(m.path).fingerprint
+    clear_memo()  # a new process would start here
+    second = load_model(m.path).fingerprint
+    assert builds.calls == 1
+    assert _content(first) == _content(second)
+    assert list(fingerprint_dir().glob("*.fp.json"))
+
+
+def test_memo_avoids_rehashing_until_the_file_changes(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    m = make_model(tmp_path, "qwen2", dtype="F16")
+    hashes = Counter(hashing.sha256_file)
+    monkeypatch.setattr(hashing, "sha256_file", hashes)
+    with open_source(str(m.path)) as src:
+        fingerprint_source(src, use_cache=False)
+        n_first = hashes.calls
+        fingerprint_source(src, use_cache=False)
+        assert n_first >= 1 and hashes.calls == n_first  # weight file not read again
+    weights = m.path / "model.safetensors"
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with open_source(str(m.path)) as src:
+        fingerprint_source(src, use_cache=False)
+    assert hashes.calls == n_first + 1
+
+
+def test_same_content_elsewhere_shares_the_entry(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    m = make_model(tmp_path, "gemma", dtype="BF16")
+    copy = tmp_path / "copy"
+    shutil.copytree(m.path, copy)
+    a = load_model(m.path).fingerprint
+    load_model(copy)  # new files: hashed (and, by design, fingerprinted) once
+    clear_memo()
+    builds = Counter(cache.build_fingerprint)
+    monkeypatch.setattr(cache, "build_fingerprint", builds)
+    b = load_model(copy).fingerprint
+    assert builds.calls == 0
+    assert len(list(fingerprint_dir().glob("*.fp.json"))) == 1
+    assert _content(a) == _content(b)
+    # the entry was written for the original path; the hit names the caller's reference
+    assert b.model.reference == str(copy) and a.model.reference == str(m.path)
+
+
+def test_different_config_is_a_different_entry(tmp_path: Path) -> None:
+    """Same weights, other head counts: fused splits could differ, so no sharing."""
+    m = make_model(tmp_path, "llama", dtype="F32")
+    other = tmp_path / "other"
+    shutil.copytree(m.path, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["rope_theta"] = 1234.0
+    (other / "config.json").write_text(json.dumps(cfg))
+    load_model(m.path)
+    load_model(other)
+    assert len(list(fingerprint_dir().glob("*.fp.json"))) == 2
+
+
+def test_damaged_entry_is_rebuilt(tmp_path: Path) -> None:
+    m = make_model(tmp_path, "llama", dtype="F32")
+    good = load_model(m.path).fingerprint
+    (entry,) = fingerprint_dir().glob("*.fp.json")
+    entry.write_text('{"format": "modelprint.fingerprint/1", "model"')
+    clear_memo()
+    again = load_model(m.path).fingerprint
+    assert _content(again) == _content(good)
+    assert Fingerprint.load(entry).architecture == good.architecture
+
+
+_WORKER = """
+import json, sys
+from modelprint.fingerprint.cache import fingerprint_source
+from modelprint.sources import open_source
+with open_source(sys.argv[1]) as src:
+    data = fingerprint_source(src).to_json()
+del data["model"]
+print(json.dumps(data, sort_keys=True))
+"""
+
+
+def test_concurrent_processes_agree_and_leave_a_valid_entry(tmp_path: Path) -> None:
+    m = make_model(tmp_path, "mixtral", dtype="BF16", experts=4)
+    env = {**os.environ, "MODELPRINT_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(m.path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    results = {out for out, _ in outs}
+    assert len(results) == 1
+    entries = list(fingerprint_dir().glob("*.fp.json"))
+    assert len(entries) == 1
+    assert json.dumps(_content(Fingerprint.load(entries[0])), sort_keys=True) == \
+        results.pop().strip()
+    assert not [p for p in fingerprint_dir().iterdir() if p.name.endswith(".tmp")]
+
+
+def test_fingerprint_file_is_a_model_reference(tmp_path: Path) -> None:
+    m = make_model(tmp_path, "phi3", dtype="BF16")
+    fp = load_model(m.path).fingerprint
+    fp.save(tmp_path / "phi.fp.json")
+    view = load_model(tmp_path / "phi.fp.json", weights=True)
+    assert view.weights is None
+    assert _content(view.fingerprint) == _content(fp)
+    assert view.fingerprint.model.reference == str(m.path)
+
+
+def test_process_memo_returns_the_same_view_until_files_change(tmp_path: Path) -> None:
+    m = make_model(tmp_path, "llama", dtype="F32")
+    a = load_model(m.path)
+    assert load_model(str(m.path)) is a
+    replacement = make_model(tmp_path / "b", "llama", dtype="F32", seed=7)
+    shutil.copy(replacement.path / "model.safetensors", m.path / "model.safetensors")
+    b = load_model(m.path)
+    assert b is not a
+    assert b.fingerprint.curve("attn.q") != a.fingerprint.curve("attn.q")
+
+
+def test_weight_access(tmp_path: Path) -> None:
+    m = make_model(tmp_path, "gemma2", dtype="BF16")
+    view = load_model(m.path, weights=True)
+    assert isinstance(view.weights, SourceWeights)
+    w = view.weights
+    q = w.get("attn.q", 1)
+    assert q is not None and q.dtype == np.float32
+    np.testing.assert_array_equal(q, m.roles[("attn.q", 1, None)].astype(np.float32))
+    rows = w.rows("embed", None, np.array([5, 0, 17]))
+    np.testing.assert_array_equal(rows, m.roles[("embed", None, None)][[5, 0, 17]])
+    norm = w.get("norm.attn", 0)  # Gemma: effective gain 1 + w, as in the fingerprint
+    np.testing.assert_allclose(norm, m.roles[("norm.attn", 0, None)] + 1.0, rtol=1e-7)
+    np.testing.assert_allclose(norm, view.fingerprint.vector("norm.attn", 0), rtol=1e-7)
+    assert w.get("moe.router", 0) is None
+    # asking without weights later reuses the loaded view
+    assert models.load_model(m.path) is view
