@@ -36,7 +36,7 @@ def has_class(e: Any, cls: str) -> bool:
 
 
 def text_of(e: Any) -> str:
-    return "".join(e.itertext())
+    return "".join(e.itertext()).replace("\xa0", " ")
 
 
 @pytest.fixture(scope="module")

@@ -118,3 +118,14 @@ def test_charts_are_well_formed_for_any_input(series: list[list[object]], label:
     spark = str(svg.sparkline(flat))
     if spark:
         parse(spark)
+
+
+def test_numbers_are_never_rounded_to_a_whole_number_they_are_not() -> None:
+    from modelprint.report.view import fmt, fmt_p
+
+    assert fmt(0.99995) == "0.99995"       # a cosine of 0.99995 is not "1"
+    assert fmt(1.0) == "1"
+    assert fmt(0.00004) == "4e-05"
+    assert fmt(0.123456) == "0.123"
+    assert fmt(None) == "—" and fmt(True) == "yes" and fmt(float("nan")) == "NaN"
+    assert fmt_p(3e-9) == "3.0e-09" and fmt_p(0.0213) == "0.0213" and fmt_p("x") == "—"

@@ -55,9 +55,14 @@ def fmt(v: Any, digits: int = 3) -> str:
             return "NaN"
         if math.isinf(v):
             return "∞" if v > 0 else "−∞"
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.{max(digits - 1, 1)}e}"
-        return f"{v:.{digits}g}"
+        # Never round to a whole number the value is not (0.99995 is not "1"): a reader takes
+        # "cosine 1" for identical weights. Add digits until the rounding shows it.
+        d = max(1, digits)
+        out = f"{v:.{d}g}"
+        while d < 10 and abs(v) < 100 and float(out) != v and float(out).is_integer():
+            d += 1
+            out = f"{v:.{d}g}"
+        return out
     return text(v)
 
 
@@ -252,6 +257,13 @@ class PairView:
     checks: list[CheckView] = field(default_factory=list)
     #: other scalar entries of the pair (e.g. the alpha used), shown in the provenance
     extra: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def reason_head(self) -> str:
+        """The first clause of the verdict reason (the decisive one) for the summary table;
+        the whole reason is shown with the pair's evidence."""
+        head = self.verdict_reason.split("; ", 1)[0]
+        return head if head == self.verdict_reason else head + " …"
 
     @property
     def verdict_class(self) -> str:
