@@ -1,0 +1,222 @@
+"""Reading MLP hidden units of one model as matching "views", and matching one pair of layers.
+
+A hidden unit is row ``u`` of the up (and gate) projection and column ``u`` of the down
+projection. Each of these is a *view* of the unit: a vector over residual dimensions. Views are
+read with the residual axis put in the common basis of :class:`~.unit_matching.ResidualMap`,
+from full weights when both models have them, else from the fingerprints' matrix sketches
+(64 sampled units at the same positions in both models when the shapes agree).
+
+Shared by ``mlp_matching`` (dense vs dense) and ``moe_upcycling`` (experts vs dense).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelprint.checks.base import ModelView
+from modelprint.checks.unit_matching import (
+    ResidualMap,
+    assign,
+    cosine,
+    spearman_logp,
+    subsample_units,
+    unit_projection,
+)
+from modelprint.fingerprint.sketches import decode
+
+DENSE = {"up": "mlp.up", "gate": "mlp.gate", "down": "mlp.down"}
+EXPERT = {"up": "moe.expert.up", "gate": "moe.expert.gate", "down": "moe.expert.down"}
+
+Slot = tuple[int | None, int | None]   # (layer, expert)
+
+
+def _key(text: str) -> tuple[str, int | None, int | None]:
+    role, layer, expert = text.split("|")
+    return role, None if layer == "-" else int(layer), None if expert == "-" else int(expert)
+
+
+class UnitSide:
+    """One model's MLP units under one role family (dense ``mlp.*`` or ``moe.expert.*``)."""
+
+    def __init__(self, view: ModelView, roles: dict[str, str]) -> None:
+        self.view = view
+        self.roles = roles
+        fp = view.fingerprint
+        self.shapes = {(t.role, t.layer, t.expert): tuple(int(v) for v in t.shape)
+                       for t in fp.tensors if len(t.shape) == 2}
+        self.sketches = {_key(k): v for k, v in
+                         ((fp.sketches or {}).get("matrix") or {}).items()}
+
+    def units(self, layer: int | None, expert: int | None) -> int | None:
+        shape = self.shapes.get((self.roles["up"], layer, expert))
+        return shape[0] if shape else None
+
+    def width(self) -> int | None:
+        for (role, _, _), shape in self.shapes.items():
+            if role == self.roles["up"]:
+                return shape[1]
+        return None
+
+    def layers(self) -> list[int]:
+        return sorted({layer for (role, layer, _) in self.shapes
+                       if role == self.roles["up"] and layer is not None})
+
+    def experts(self, layer: int) -> list[int | None]:
+        return sorted((e for (role, lay, e) in self.shapes if role == self.roles["up"]
+                       and lay == layer), key=lambda e: -1 if e is None else e)
+
+    def kinds(self, layer: int | None, expert: int | None) -> set[str]:
+        """Views present with shapes consistent with the up projection."""
+        up = self.shapes.get((self.roles["up"], layer, expert))
+        if up is None:
+            return set()
+        out = {"up"}
+        if self.shapes.get((self.roles["gate"], layer, expert)) == up:
+            out.add("gate")
+        if self.shapes.get((self.roles["down"], layer, expert)) == (up[1], up[0]):
+            out.add("down")
+        return out
+
+    def full_views(self, kinds: list[str], layer: int, expert: int | None,
+                   units: np.ndarray | None, dims: np.ndarray,
+                   sign: np.ndarray | None) -> list[np.ndarray]:
+        """(units x paired dims) float32 matrices, one per view kind."""
+        w = self.view.weights
+        assert w is not None
+        out = []
+        for kind in kinds:
+            role = self.roles[kind]
+            if kind == "down":
+                m = w.get(role, layer, expert)
+                assert m is not None
+                m = m[dims]
+                m = (m[:, units] if units is not None else m).T
+            else:
+                m = (w.rows(role, layer, units, expert) if units is not None
+                     else w.get(role, layer, expert))
+                assert m is not None
+                m = m[:, dims]
+            if sign is not None:
+                m = m * sign.astype(np.float32)
+            out.append(np.asarray(m, dtype=np.float32))
+        return out
+
+    def sketch(self, kind: str, layer: int, expert: int | None) -> dict[str, Any] | None:
+        return self.sketches.get((self.roles[kind], layer, expert))
+
+    def summary(self, layer: int, dims: np.ndarray, sign: np.ndarray | None,
+                full: bool, max_experts: int) -> np.ndarray | None:
+        """A unit-order-invariant (paired dims x features) summary of a layer's up projection
+        (all its experts stacked), for layer-by-layer similarity."""
+        mats = []
+        for e in self.experts(layer)[:max_experts]:
+            if full:
+                mats.append(self.full_views(["up"], layer, e, None, dims, sign)[0])
+            else:
+                entry = self.sketch("up", layer, e)
+                if entry is None:
+                    continue
+                m = decode(entry)[:, dims]
+                mats.append(m * sign if sign is not None else m)
+        if not mats:
+            return None
+        stacked = np.concatenate(mats, axis=0)
+        return unit_projection(stacked) if full else stacked.T.astype(np.float64)
+
+
+@dataclass
+class UnitMatch:
+    """The matching of one query unit set (the side with fewer units) into the other side."""
+
+    query_side: str            # "a" or "b"
+    query: np.ndarray          # unit indices queried (sorted)
+    matched: np.ndarray        # matched index on the other side, per query unit
+    matched_cos: np.ndarray
+    runner_up_cos: np.ndarray  # second-best cosine per query unit (a chance-level reference)
+    n_query_side: int
+    n_target_side: int
+    rho: float
+    logp: float
+    per_view: list[np.ndarray]  # best match per query unit for each view on its own
+    #: Spearman of the first two views' own best matches (phi_MATCH-style, invariant to a
+    #: permutation of the units): (0, 0) with fewer than two views
+    consistency_rho: float = 0.0
+    consistency_logp: float = 0.0
+
+    @property
+    def identity_fraction(self) -> float:
+        return float(np.mean(self.matched == self.query))
+
+
+def common_kinds(sa: UnitSide, slot_a: Slot, sb: UnitSide, slot_b: Slot) -> list[str]:
+    both = sa.kinds(*slot_a) & sb.kinds(*slot_b)
+    kinds: list[str] = [k for k in ("up", "gate") if k in both]
+    if len(kinds) < 2 and "down" in both:
+        kinds.append("down")
+    return kinds
+
+
+def _finish(side: str, q: np.ndarray, q_pos: np.ndarray, views_q: list[np.ndarray],
+            views_t: list[np.ndarray], nq: int, nt: int, t_index: np.ndarray) -> UnitMatch:
+    c = cosine(views_q, views_t)
+    matched, mcos = assign(c)
+    if c.shape[1] > 1:
+        runner = np.partition(c, c.shape[1] - 2, axis=1)[:, c.shape[1] - 2]
+    else:
+        runner = np.full(c.shape[0], np.nan)
+    per_view = [t_index[np.argmax(cosine([vq], [vt]), axis=1)]
+                for vq, vt in zip(views_q, views_t, strict=True)] if len(views_q) > 1 else []
+    matched_idx = t_index[matched]
+    rho, logp = spearman_logp(q_pos, matched_idx)
+    crho, clogp = spearman_logp(per_view[0], per_view[1]) if per_view else (0.0, 0.0)
+    return UnitMatch(side, q, matched_idx, mcos, runner, nq, nt, rho, logp, per_view,
+                     crho, clogp)
+
+
+def match_full(sa: UnitSide, slot_a: tuple[int, int | None], sb: UnitSide,
+               slot_b: tuple[int, int | None], rmap: ResidualMap, kinds: list[str],
+               max_units: int) -> UnitMatch | None:
+    """Match a subsample of the narrower side's units against all units of the other side."""
+    na, nb = sa.units(*slot_a), sb.units(*slot_b)
+    if na is None or nb is None:
+        return None
+    a_query = na <= nb
+    nq = min(na, nb)
+    q = subsample_units(nq, max_units, *(slot_a if a_query else slot_b))
+    views_a = sa.full_views(kinds, slot_a[0], slot_a[1], q if a_query else None,
+                            rmap.a_dims, rmap.sign)
+    views_b = sb.full_views(kinds, slot_b[0], slot_b[1], None if a_query else q,
+                            rmap.b_dims, None)
+    vq, vt = (views_a, views_b) if a_query else (views_b, views_a)
+    nt = max(na, nb)
+    return _finish("a" if a_query else "b", q, q, vq, vt, na if a_query else nb,
+                   nt, np.arange(nt))
+
+
+def match_sketch(sa: UnitSide, slot_a: tuple[int, int | None], sb: UnitSide,
+                 slot_b: tuple[int, int | None], rmap: ResidualMap,
+                 kinds: list[str], min_dims: int = 8) -> UnitMatch | None:
+    """Match the sampled units of two same-shape sketches (same positions in both models)."""
+    ea, eb = [], []
+    for kind in kinds:
+        if kind == "down":
+            continue            # down's sampled units sit at other positions
+        xa, xb = sa.sketch(kind, *slot_a), sb.sketch(kind, *slot_b)
+        if xa is None or xb is None or list(xa["shape"]) != list(xb["shape"]):
+            continue
+        ea.append(xa)
+        eb.append(xb)
+    if not ea:
+        return None
+    cols = np.asarray(ea[0]["cols"])
+    ia, ib, sg = rmap.within(cols)
+    if len(ia) < min_dims:
+        return None
+    views_a = [decode(x)[:, ia] * sg for x in ea]
+    views_b = [decode(x)[:, ib] for x in eb]
+    rows = np.asarray(ea[0]["rows"])
+    n = int(ea[0]["shape"][0])
+    return _finish("a", rows, np.arange(len(rows)), views_a, views_b, n, n, rows)
