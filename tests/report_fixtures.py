@@ -99,6 +99,7 @@ DESCRIPTIONS = {
     "qkv_bias": "The seed's q/k/v bias comparison plus the bias vectors themselves.",
     "layernorm": "Norm gains: seed curve correlation and centred per-layer correlation.",
     "license": "Vendor names, licenses and copyright lines in the repository files.",
+    "attention_cka": "Linear CKA of Q/K weights after residual alignment (AWM).",
     "weights_cosine": "Element-wise cosine of same-shape tensors (decisive for fine-tunes).",
 }
 
@@ -137,6 +138,7 @@ def make_pair(i: int, *, related: bool, expect: str | None, name: str, layers: i
     score = _score(att)
     bias = vector_details(rng, layers, related, ("attn.q_bias", "attn.k_bias", "attn.v_bias"))
     norm = vector_details(rng, layers, related, ("norm.attn", "norm.mlp"))
+    cka = 0.97 if related else 0.004
     verdict = "derived" if related else "independent"
     outcome = None if expect is None else ("passed" if expect == verdict else "failed")
     item = "failed" if outcome == "failed" else "passed"
@@ -183,6 +185,17 @@ def make_pair(i: int, *, related: bool, expect: str | None, name: str, layers: i
                                                   for i in range(layers)],
                                    "per_layer": [float(v) for v in rng.uniform(0, 1, layers)],
                                    "worst_tensor": XSS_TENSOR, "matrix": {"x": [[1, 2]]}}),
+            "attention_cka": _ev("attention_cka", "decisive", cka, 0.05, 1e-9 if related else 0.4,
+                                 related, item, f"mean CKA {cka:.3f}", {
+                                     "basis": "shared-token embedding alignment",
+                                     "shared_tokens": 1024,
+                                     "per_layer": [{"layer_a": i, "layer_b": i,
+                                                    "cka": cka + float(rng.normal(0, 0.01))}
+                                                   for i in range(layers)],
+                                     "null": {"mean": 0.0, "sd": 0.003, "shuffles": 30,
+                                              "scores": [float(x) for x in
+                                                         rng.normal(0, 0.003, 30)]},
+                                     "z": cka / 0.003, "layer_alignment": None}),
             "attention_std": _ev("attention_std", "weak", score, 0.95, 0.02, False, "passed",
                                  f"mean std-curve r = {score:.3f} over Q/K/V/O", att),
             "qkv_bias": _ev("qkv_bias", "weak", _score(bias), 0.95, None, False, "passed",

@@ -223,6 +223,20 @@ def test_check_without_fragment_gets_generic_table(run: dict[str, Any], dom: Any
     assert "matrix" in text                                  # deeper values are named
 
 
+def test_cka_section_draws_per_layer_curve_and_null(run: dict[str, Any], dom: Any) -> None:
+    pair = run["pairs"][0]
+    details = pair["checks"]["attention_cka"]["details"]
+    section = section_of(dom, pair, "attention_cka")
+    line = [s for s in elements(section, "svg") if has_class(s, "line-chart")]
+    assert len(line) == 1
+    assert len(elements(line[0], "circle")) == len(details["per_layer"])
+    strip = [s for s in elements(section, "svg") if has_class(s, "null-strip")]
+    assert len(strip) == 1
+    assert f"bars: {len(details['null']['scores'])} shuffled controls" in \
+        " ".join(text_of(section).split())
+    assert "shared_tokens" in text_of(section)         # the rest via the generic table
+
+
 def test_descriptions_and_provenance(run: dict[str, Any], dom: Any) -> None:
     methods = next(s for s in elements(dom, "section") if s.get("id") == "methods")
     for ev in run["pairs"][0]["checks"].values():
@@ -280,7 +294,8 @@ ODD_DETAILS = [
 
 
 @pytest.mark.parametrize("details", ODD_DETAILS)
-@pytest.mark.parametrize("check", ["attention_std", "qkv_bias", "layernorm", "license"])
+@pytest.mark.parametrize("check", ["attention_std", "qkv_bias", "layernorm", "license",
+                                   "attention_cka"])
 def test_fragments_render_partial_details_without_falling_back(check: str,
                                                                details: dict[str, Any]) -> None:
     pair = make_pair(0, related=False, expect="independent", name="ref")
@@ -375,8 +390,9 @@ def test_five_pair_audit_of_deep_models_stays_small(tmp_path: Path) -> None:
         for ev in pair["checks"].values():
             null = ev["details"].get("null")
             if null:
-                null["scores"] = null["scores"] * 20           # a 1200-pair null panel
-                null["pairs"] = null["pairs"] * 20
+                for key in ("scores", "pairs"):                # a 1200-pair null panel
+                    if key in null:
+                        null[key] = null[key] * 20
     out = write_report(run, tmp_path / "r.html")
     size = out.stat().st_size
     assert size < 2_000_000, size

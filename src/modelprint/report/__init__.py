@@ -24,6 +24,8 @@ renders the template ``templates/checks/NAME.html.j2`` if it exists, else
      ``numbers`` (list → floats with None gaps), ``as_dict``, ``as_list``, ``zscore``,
      ``fmt``, ``fmt_p``, ``scalars``; macros in ``checks/_macros.html.j2``.
 
+   A fragment may end with ``{% include "checks/_default.html.j2" %}`` to list the
+   entries it does not draw (``checks/attention_cka.html.j2`` is a short example).
    Write it so a partial ``details`` dict still renders (coerce with ``as_dict`` /
    ``as_list`` / ``numbers``); if it raises anyway, the default section is shown with a note.
 3. add a case to ``tests/report_fixtures.py`` so the report tests exercise it.
