@@ -20,6 +20,8 @@ from benchmarks.lineage.zoo import build_zoo
 
 SUBSET = [
     "llama-t.seed1",
+    "llama-t.seed2",
+    "llama-t.seed3",
     "qwen2-t.seed0",
     "llama-t.seed0.sft_a",
     "llama-t.seed0.permute",
@@ -46,7 +48,7 @@ def _path(zoo: dict[str, Any], name: str) -> Path:
 
 def test_bases_are_trained_well_below_the_unigram_baseline(zoo: dict[str, Any]) -> None:
     base = [m for m in zoo["models"].values() if m["kind"] == "base"]
-    assert len(base) == 3
+    assert len(base) == 5
     for m in base:
         assert m["losses"]["eval_loss"] < zoo["unigram_baseline"] - 0.5, m["name"]
         assert m["losses"]["eval_loss"] < m["losses"]["eval_loss_before"] - 1.0, m["name"]
@@ -147,3 +149,59 @@ def test_same_recipe_rebuilds_bit_identical(zoo: dict[str, Any]) -> None:
     a = _path(zoo, "llama-t.seed0") / "model.safetensors"
     b = (root / "out3" / fresh["models"]["llama-t.seed0"]["path"]).resolve()
     assert a.read_bytes() == (b / "model.safetensors").read_bytes()
+
+
+def _verdict(zoo: dict[str, Any], cand: str, ref: str) -> tuple[str, str]:
+    from modelprint.audit import Engine, Target
+    pair = Engine(offline=True).pair(Target(str(_path(zoo, cand))), Target(str(_path(zoo, ref))))
+    return pair.verdict()
+
+
+@pytest.mark.parametrize("cand", ["llama-t.seed0.sft_a", "llama-t.seed0.permute",
+                                  "llama-t.seed0.gguf_q8_0", "llama-t.seed0.moe"])
+def test_derivatives_get_a_derived_verdict(zoo: dict[str, Any], cand: str) -> None:
+    verdict, reason = _verdict(zoo, cand, "llama-t.seed0")
+    assert verdict == "derived", reason
+
+
+@pytest.mark.parametrize("cand,ref", [("llama-t.seed1", "llama-t.seed0"),
+                                      ("llama-t.seed0.sft_a", "llama-t.seed1"),
+                                      ("llama-t.seed0.permute_residual", "llama-t.seed1"),
+                                      ("qwen2-t.seed0", "llama-t.seed0")])
+def test_independent_models_never_get_a_derived_verdict(zoo: dict[str, Any], cand: str,
+                                                        ref: str) -> None:
+    verdict, reason = _verdict(zoo, cand, ref)
+    assert verdict != "derived", reason
+
+
+def test_null_panels_come_only_from_calibration_models(zoo: dict[str, Any], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.lineage import build_nulls
+
+    from modelprint.calibration.nulls import load_nulls
+    monkeypatch.setenv("MODELPRINT_NULLS", str(tmp_path / "unused.json"))
+    out = tmp_path / "nulls.json"
+    build_nulls.main(["--zoo", str(zoo["_root"]), "--out", str(out)])
+    calib = {n for n, m in zoo["models"].items() if m.get("role") == "calibration"}
+    assert calib == {"llama-t.seed2", "llama-t.seed3"}
+    panels = load_nulls(str(out))
+    assert panels, "no panel written"
+    for panel in panels.values():
+        assert all(set(p) <= calib for p in panel.pairs)
+    scored = [p for p in zoo["pairs"] if p["split"] == "evaluation"]
+    assert scored and not any({p["a"], p["b"]} & calib for p in scored)
+
+
+def test_runner_writes_results_with_no_false_derived_verdicts(zoo: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    from benchmarks.lineage import run
+    run.main(["--zoo", str(zoo["_root"]), "--out", str(tmp_path), "--no-audit",
+              "--cli-pairs", "0"])
+    res = json.loads((tmp_path / "results.json").read_text())
+    conf = res["summary"]["verdict_confusion"]
+    n_eval = sum(p["split"] == "evaluation" for p in zoo["pairs"])
+    assert sum(sum(row.values()) for row in conf.values()) == n_eval
+    assert conf["independent"]["derived"] == 0
+    assert conf["derived"]["derived"] > 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "same-recipe independent" in text and "| truth \\ verdict |" in text

@@ -1,0 +1,171 @@
+"""``results.json`` and ``RESULTS.md`` from the runner's pair records."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+
+SEED_CHECK = "attention_std"
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{nd}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{nd}f}"
+    return str(x)
+
+
+def compute(m: dict[str, Any], recs: list[dict[str, Any]]) -> dict[str, Any]:
+    checks: list[str] = []
+    for r in recs:
+        for c in r["checks"]:
+            if c not in checks:
+                checks.append(c)
+    strength = {c: next((r["checks"][c].get("strength") for r in recs if c in r["checks"]), None)
+                for c in checks}
+    per_check = {c: {**metrics.check_table(recs, c), "strength": strength[c]} for c in checks}
+    pvals = {c: metrics.p_value_table(recs, c) for c in checks}
+    secs = {c: [r["checks"][c]["seconds"] for r in recs
+                if c in r["checks"] and r["checks"][c].get("seconds") is not None]
+            for c in checks}
+    return {
+        "pairs": len(recs),
+        "pair_counts": {f"{k[0]}:{k[1]}": v for k, v in sorted(
+            Counter((r["label"], r["kind"]) for r in recs).items())},
+        "verdict_confusion": metrics.confusion(recs),
+        "verdict_by_kind": metrics.verdict_by_kind(recs),
+        "checks": per_check,
+        "p_values_independent": {c: v for c, v in pvals.items() if v is not None},
+        "seed_statistic_same_recipe": metrics.rate(recs, SEED_CHECK, "same_recipe"),
+        "check_seconds_mean": {c: float(np.mean(v)) if v else None for c, v in secs.items()},
+        "pair_seconds_mean": float(np.mean([r["seconds"] for r in recs])) if recs else None,
+        "errors": [[r["candidate"], r["reference"], r["verdict_reason"]] for r in recs
+                   if r["verdict"] is None][:20],
+    }
+
+
+def write_results(out: Path, m: dict[str, Any], recs: list[dict[str, Any]],
+                  info: dict[str, Any]) -> None:
+    res = compute(m, recs)
+    doc = {"format": "modelprint.lineage-results/1", "profile": m["profile"],
+           "zoo_build": m.get("build", {}), "unigram_baseline": m["unigram_baseline"],
+           "run": info, "machine": {"python": platform.python_version(),
+                                    "processor": platform.machine()},
+           "summary": res, "records": recs}
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "RESULTS.md").write_text(markdown(m, res, info))
+
+
+def _zoo_table(m: dict[str, Any]) -> list[str]:
+    lines = ["| model | kind | eval loss | unigram | train steps | seconds (cpu) |",
+             "|---|---|---|---|---|---|"]
+    for n, e in m["models"].items():
+        if e["kind"] == "real":
+            continue
+        loss = e.get("losses", {})
+        lines.append(f"| {n} | {e['kind']} | {_f(e.get('eval_loss'))} | "
+                     f"{_f(m['unigram_baseline']) if e['kind'] == 'base' else ''} | "
+                     f"{loss.get('steps', '')} | {e.get('cpu_seconds', e.get('build_seconds'))} |")
+    return lines
+
+
+def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> str:
+    calib = sorted(n for n, e in m["models"].items() if e.get("role") == "calibration")
+    L = [
+        "# Lineage benchmark results",
+        "",
+        f"Zoo profile **{m['profile']}**: {len(m['models'])} models, "
+        f"{len(m['pairs'])} labelled pairs; {res['pairs']} *evaluation* pairs scored here.",
+        "Regenerate: `python -m benchmarks.lineage.zoo` then `python -m benchmarks.lineage."
+        "build_nulls` then `python -m benchmarks.lineage.run` (add `--small` to each for the "
+        "small zoo).",
+        "",
+        "## Hold-out split",
+        "",
+        "Null panels (`src/modelprint/calibration/nulls.json`) are built by `build_nulls.py` "
+        "only from independent pairs among the *calibration* base models "
+        f"({', '.join(calib) or 'none'}). Those models and every pair touching them are "
+        "never scored here; scored pairs involve only evaluation models.",
+        "",
+        "## Verdict",
+        "",
+        "| truth \\ verdict | derived | independent | inconclusive |",
+        "|---|---|---|---|",
+    ]
+    for t, row in res["verdict_confusion"].items():
+        L.append(f"| {t} | {row['derived']} | {row['independent']} | {row['inconclusive']} |")
+    L += ["", "By derivation kind (counts of verdicts):", "",
+          "| kind | derived | independent | inconclusive |", "|---|---|---|---|"]
+    for k, row in res["verdict_by_kind"].items():
+        L.append(f"| {k} | {row.get('derived', 0)} | {row.get('independent', 0)} | "
+                 f"{row.get('inconclusive', 0)} |")
+    L += ["", "## Checks at their default thresholds", "",
+          "TPR counts a derived pair only when the check says *derived*; not applicable and "
+          "no-information count as misses. AUC is over pairs where the check gave a score.",
+          "", "| check | strength | ROC AUC (pos/neg scored) | TPR | false positives |",
+          "|---|---|---|---|---|"]
+    for c, t in res["checks"].items():
+        L.append(f"| {c} | {t['strength']} | {_f(t['auc'])} ({t['auc_pairs'][0]}/"
+                 f"{t['auc_pairs'][1]}) | {t['true_positives']}/{t['positives']} "
+                 f"({_f(t['tpr'])}) | {t['false_positives']}/{t['negatives']} |")
+    kinds = sorted({k for t in res["checks"].values() for k in t["by_kind"]
+                    if not k.startswith("independent:")})
+    L += ["", "Says *derived*, by derivation kind (said / pairs):", "",
+          "| kind | " + " | ".join(res["checks"]) + " |",
+          "|---|" + "---|" * len(res["checks"])]
+    for k in kinds:
+        cells = []
+        for t in res["checks"].values():
+            row = t["by_kind"].get(k, {})
+            cells.append(f"{row.get('derived', 0)}/{sum(row.values())}" if row else "–")
+        L.append(f"| {k} | " + " | ".join(cells) + " |")
+    L += ["", "## p-values on independent pairs", "",
+          "Valid p-values are uniform (or larger) on independent pairs. KS tests against "
+          "U(0,1); 'anti-conservative p' tests only for p-values that are too small.", "",
+          "| check | n | median | share < 0.05 | KS D | KS p | anti-conservative p |",
+          "|---|---|---|---|---|---|---|"]
+    for c, t in res["p_values_independent"].items():
+        L.append(f"| {c} | {t['n']} | {_f(t['median'])} | {_f(t['fraction_below_0.05'])} | "
+                 f"{_f(t['ks_statistic'])} | {_f(t['ks_p'])} | {_f(t['ks_anticonservative_p'])} |")
+    if not res["p_values_independent"]:
+        L.append("| (no check reported p-values) | | | | | | |")
+    s = res["seed_statistic_same_recipe"]
+    L += ["", "## The seed statistic on same-recipe independent models", ""]
+    if s["pairs"]:
+        L.append(f"`{SEED_CHECK}` said *derived* on **{s['says_derived']} of {s['pairs']}** "
+                 f"same-recipe independent pairs (false-positive rate {_f(s['rate'])}); "
+                 f"outcomes {s['states']}; score min/median/90%/max "
+                 f"{[round(x, 3) for x in s['score_quantiles'] or []]}.")
+    else:
+        L.append("No same-recipe independent pairs were scored.")
+    L += ["", "## Paths and run time", ""]
+    for path in ("audit", "cli"):
+        p = info.get(path) or {}
+        ag = p.get("agreement")
+        if p.get("skipped"):
+            L.append(f"- {path}: skipped ({p['skipped']})")
+        elif ag:
+            L.append(f"- {path}: {ag['identical']}/{ag['compared']} pairs identical to the "
+                     f"engine (verdict and every score); differences: {ag['examples']}")
+        else:
+            L.append(f"- {path}: no results ({p})")
+    L.append(f"- engine: {info['engine_seconds']} s for {res['pairs']} pairs "
+             f"(mean {_f(res['pair_seconds_mean'])} s per pair, model loading included)")
+    L.append("- mean seconds per check and pair: " + ", ".join(
+        f"{c} {_f(v)}" for c, v in res["check_seconds_mean"].items()))
+    b = m.get("build", {})
+    L.append(f"- zoo build (last run): {b.get('seconds')} s wall, jobs={b.get('jobs')}, "
+             f"{len(b.get('built', []))} built, {len(b.get('reused', []))} reused")
+    if res["errors"]:
+        L += ["", "Errors:", ""] + [f"- {e}" for e in res["errors"]]
+    L += ["", "## Zoo", "", f"Unigram baseline (eval split): {m['unigram_baseline']} nats.", ""]
+    L += _zoo_table(m)
+    return "\n".join(L) + "\n"
