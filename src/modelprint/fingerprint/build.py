@@ -24,7 +24,9 @@ What is stored, per :mod:`.model`:
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +36,7 @@ import numpy as np
 
 from modelprint import __version__
 from modelprint.arch.base import ArchInfo, RoleSlot
-from modelprint.fingerprint.hashing import file_sha256, sha256_chunks
+from modelprint.fingerprint.hashing import file_sha256
 from modelprint.fingerprint.model import Fingerprint, ModelInfo, TensorStat
 from modelprint.fingerprint.stats import Accumulator, Moments
 from modelprint.roles import is_vector_role
@@ -44,6 +46,51 @@ from modelprint.sources.base import ModelSource, TensorInfo
 MAX_META_STR = 2000
 #: Metadata lists longer than this are dropped (GGUF vocabularies, merges, scores).
 MAX_META_LIST = 64
+#: Ask the source to drop resident memory-mapped pages after this many bytes were read:
+#: touched pages of a mapped file count in RSS until unmapped, which would make RSS grow
+#: with the model size.
+RELEASE_BYTES = 64 * 1024 * 1024
+
+
+class _Releaser:
+    """Counts bytes read by any thread and calls ``source.release_pages()`` every
+    :data:`RELEASE_BYTES`."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self._release = getattr(source, "release_pages", None)
+        self._lock = threading.Lock()
+        self._since = 0
+
+    def add(self, nbytes: float) -> None:
+        with self._lock:
+            self._since += int(nbytes)
+            if self._since < RELEASE_BYTES:
+                return
+            self._since = 0
+        self.now()
+
+    def now(self) -> None:
+        if self._release is not None:
+            self._release()
+
+
+class _CountingSource:
+    """The source as the sketch pass sees it. Reading a few rows of a mapped tensor faults
+    in much of it (kernel read-around), so each tensor touched counts with its full size."""
+
+    def __init__(self, source: ModelSource, releaser: _Releaser) -> None:
+        self._source = source
+        self._releaser = releaser
+        self._last: str | None = None
+
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        if name != self._last:
+            self._last = name
+            self._releaser.add(self._source.tensors()[name].nbytes)
+        return self._source.read_rows(name, start, stop)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
 
 
 def is_norm_gain(role: str) -> bool:
@@ -166,19 +213,21 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
             if name not in seen:
                 seen.add(name)
                 order.append(name)
+        releaser = _Releaser(source)
         tensor_jobs: dict[str, Future[str]] = {
-            name: pool.submit(_tensor_sha, source, name) for name in order}
+            name: pool.submit(_tensor_sha, source, name, releaser) for name in order}
         file_jobs: dict[Path, Future[str]] = {
             f: pool.submit(file_sha256, f, use_memo) for f in weight_files if f not in known}
         total = sum(tensors[n].nbytes for n in order)
         bar = _Progress(total, f"fingerprint {Path(source.reference).name[:40]}", progress)
         try:
             stats, layer_moments, vectors, model_vectors = _stats_pass(
-                source, arch, slots, tensors, bar)
-            sketches = compute_sketches(source, arch, slots)
+                source, arch, slots, tensors, bar, releaser)
+            sketches = compute_sketches(_CountingSource(source, releaser), arch, slots)
             documents = _documents(source)
-            tensor_sha = {n: f.result() for n, f in tensor_jobs.items()}
+            tensor_sha = {n: job.result() for n, job in tensor_jobs.items()}
             known.update({f: job.result() for f, job in file_jobs.items()})
+            releaser.now()
             bar.update(total - (bar.bar.n if bar.bar is not None else 0))
         except BaseException:
             for job in [*tensor_jobs.values(), *file_jobs.values()]:
@@ -207,8 +256,12 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
                        documents=documents, metadata=fp_meta, sketches=sketches)
 
 
-def _tensor_sha(source: ModelSource, name: str) -> str:
-    return sha256_chunks(source.iter_raw_bytes(name))
+def _tensor_sha(source: ModelSource, name: str, releaser: _Releaser) -> str:
+    h = hashlib.sha256()
+    for chunk in source.iter_raw_bytes(name):
+        h.update(chunk)
+        releaser.add(len(chunk))
+    return h.hexdigest()
 
 
 _PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
@@ -216,7 +269,8 @@ _PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
 
 
 def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
-                tensors: dict[str, TensorInfo], bar: _Progress) -> _PassResult:
+                tensors: dict[str, TensorInfo], bar: _Progress,
+                releaser: _Releaser) -> _PassResult:
     stats: list[TensorStat] = []
     # per (role, layer): (expert, moments), merged in expert order at the end so the curves
     # do not depend on the order tensors happen to sit in the files
@@ -244,7 +298,9 @@ def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
                 per_layer = vectors.setdefault(slot.role, [None] * arch.num_layers)
                 if 0 <= slot.layer < len(per_layer):
                     per_layer[slot.layer] = vec
-        bar.update(info.nbytes * m.count / max(info.numel, 1))
+        done = info.nbytes * m.count / max(info.numel, 1)
+        bar.update(done)
+        releaser.add(done)
     layer_moments: dict[tuple[str, int], Moments] = {}
     for key, ms in parts.items():
         total = Moments()

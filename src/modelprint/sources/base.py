@@ -109,6 +109,11 @@ class ModelSource(ABC):
             stop = min(rows, start + step)
             yield start, self.read_rows(name, start, stop)
 
+    def release_pages(self) -> None:  # noqa: B027 - optional hook
+        """Let the OS drop the resident pages of memory-mapped files (they are re-read from
+        the page cache on next access). A streaming pass calls this every few hundred MB so
+        its RSS stays flat: mapped pages once touched otherwise count until unmapped."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release memory maps and file handles."""
 

@@ -236,6 +236,10 @@ class GGUFSource(ModelSource):
         for i in range(t.offset, t.offset + t.nbytes, RAW_CHUNK):
             yield self._data[i:min(i + RAW_CHUNK, t.offset + t.nbytes)].data
 
+    def release_pages(self) -> None:
+        if self._mm is not None and hasattr(self._mm, "madvise"):
+            self._mm.madvise(mmap.MADV_DONTNEED)
+
     def close(self) -> None:
         """Drop our references; the map is released once handed-out views are gone."""
         self._mm = None

@@ -13,6 +13,7 @@ rows, so memory stays flat whatever the model size.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -317,6 +318,12 @@ class SafetensorsSource(ModelSource):
         if self.root is None:
             return None
         return read_vocabulary(self.root, self._trusted or self.root)
+
+    def release_pages(self) -> None:
+        for f in self._files:
+            mm = getattr(f._mm, "_mmap", None)  # the mmap.mmap behind np.memmap
+            if mm is not None and hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
         for f in self._files:
