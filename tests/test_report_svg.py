@@ -124,7 +124,10 @@ def test_numbers_are_never_rounded_to_a_whole_number_they_are_not() -> None:
     from modelprint.report.view import fmt, fmt_p
 
     assert fmt(0.99995) == "0.99995"       # a cosine of 0.99995 is not "1"
+    assert fmt(0.999999995) == "1 − 5e-09"
+    assert fmt(2.0000001) == "2 + 1e-07"
     assert fmt(1.0) == "1"
+    assert fmt(123456.0) == "1.23e+05"
     assert fmt(0.00004) == "4e-05"
     assert fmt(0.123456) == "0.123"
     assert fmt(None) == "—" and fmt(True) == "yes" and fmt(float("nan")) == "NaN"

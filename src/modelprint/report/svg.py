@@ -69,6 +69,22 @@ def _css_class(name: Any, default: str = "ser-c") -> str:
     return name if isinstance(name, str) and _CLASS_RE.match(name) else default
 
 
+def fmt_value(v: float, digits: int = 3) -> str:
+    """A value for a label (observed score, a table cell): ``digits`` significant digits, but
+    never rounded to a whole number it is not — a cosine of 0.99999999 is not "1", and a reader
+    takes "1" for identical weights. Up to 5 digits are tried, then "1 − 1e-08" is written."""
+    d = max(1, digits)
+    out = f"{v:.{d}g}"
+    while d < 5 and float(out) != v and float(out).is_integer() and abs(v) < 100:
+        d += 1
+        out = f"{v:.{d}g}"
+    if float(out) != v and float(out).is_integer() and abs(v) < 100:
+        whole = round(v)
+        gap = v - whole
+        return f"{whole} {'+' if gap > 0 else '−'} {abs(gap):.1g}"
+    return out
+
+
 def fmt_tick(v: float) -> str:
     """Compact tick label: 3 significant digits, no trailing zeros."""
     if v == 0:
@@ -261,14 +277,14 @@ def null_strip(scores: Any, observed: Any, *, threshold: Any = None, title: str 
                f'text-anchor="middle">{_e(x_label)}</text>')
     if thr is not None:
         out.append(f'<line class="thr" x1="{_f(x(thr))}" x2="{_f(x(thr))}" y1="{mt}" '
-                   f'y2="{mt + ph}"><title>threshold {escape(fmt_tick(thr))}</title></line>')
+                   f'y2="{mt + ph}"><title>threshold {_e(fmt_value(thr))}</title></line>')
     if obs is not None:
         xo = x(obs)
         anchor = "end" if xo > ml + pw * 0.75 else "start"
         dx = -4 if anchor == "end" else 4
         out.append(f'<line class="obs" x1="{_f(xo)}" x2="{_f(xo)}" y1="{mt - 12}" '
                    f'y2="{mt + ph}"/><text class="obs-label" x="{_f(xo + dx)}" y="{mt - 4}" '
-                   f'text-anchor="{anchor}">observed {escape(fmt_tick(obs))}</text>')
+                   f'text-anchor="{anchor}">observed {_e(fmt_value(obs))}</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -304,7 +320,7 @@ def heat_strip(values: Any, *, labels: Any = None, title: str = "", vmin: float 
         op = min(1.0, abs(v) / span)
         out.append(f'<rect class="cell {cls}" x="{_f(x0)}" y="{mt}" width="{_f(cw)}" '
                    f'height="{cell_height}" fill-opacity="{op:.2f}"><title>{name}: '
-                   f'{escape(fmt_tick(v))}</title></rect>')
+                   f'{_e(fmt_value(v))}</title></rect>')
     out.append(f'<rect class="strip-frame" x="2" y="{mt}" width="{_f(width - 4)}" '
                f'height="{cell_height}"/>')
     ty = mt + cell_height + 12

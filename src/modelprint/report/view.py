@@ -18,7 +18,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from modelprint.report.svg import number
+from modelprint.report.svg import fmt_value, number
 
 #: Cell text for a check's item outcome.
 OUTCOME_LABELS = {"passed": "pass", "failed": "fail", "skipped": "n.a."}
@@ -55,14 +55,9 @@ def fmt(v: Any, digits: int = 3) -> str:
             return "NaN"
         if math.isinf(v):
             return "∞" if v > 0 else "−∞"
-        # Never round to a whole number the value is not (0.99995 is not "1"): a reader takes
-        # "cosine 1" for identical weights. Add digits until the rounding shows it.
-        d = max(1, digits)
-        out = f"{v:.{d}g}"
-        while d < 10 and abs(v) < 100 and float(out) != v and float(out).is_integer():
-            d += 1
-            out = f"{v:.{d}g}"
-        return out
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.{max(digits - 1, 1)}e}" if abs(v) >= 1e5 else f"{v:.{digits}g}"
+        return fmt_value(v, digits)
     return text(v)
 
 
