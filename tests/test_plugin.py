@@ -237,3 +237,14 @@ def test_last_failed_reruns_only_failures(pytester: pytest.Pytester, zoo: dict[s
     second, items, _ = run(pytester, "--lf")
     assert second.ret == 1
     assert set(items) == failed
+
+
+def test_json_safe_makes_plain_python_types() -> None:
+    import numpy as np
+
+    from modelprint.audit import json_safe
+
+    out = json_safe({"a": np.float64(0.5), "b": [np.int64(3), np.bool_(True)],
+                     "c": np.arange(2.0), "d": float("nan"), "e": (1, np.float32(2.0))})
+    assert out == {"a": 0.5, "b": [3, True], "c": [0.0, 1.0], "d": None, "e": [1, 2.0]}
+    assert type(out["a"]) is float and type(out["b"][0]) is int and type(out["b"][1]) is bool

@@ -340,9 +340,14 @@ def merge_fragments(fragments: Sequence[Mapping[str, Any]]) -> list[dict[str, An
                     "error": frag["error"], "outcome": FAILED})
         elif frag.get("check") is not None and frag.get("result") is not None:
             pair["checks"][frag["check"]] = frag["result"]
+    from modelprint.checks import check_names
+
+    rank = {name: i for i, name in enumerate(check_names())}
     out = []
     for key in sorted(pairs, key=lambda k: order[k]):
         pair = pairs[key]
+        pair["checks"] = dict(sorted(pair["checks"].items(),
+                                     key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
         if key not in has_verdict:
             ran = {n: evidence_from_json(c) for n, c in pair["checks"].items()
                    if "error" not in c}
@@ -405,10 +410,14 @@ def write_html(run: Mapping[str, Any], path: str | Path) -> Path:
 def json_safe(obj: Any) -> Any:
     """Plain JSON types only (numpy scalars and arrays converted, NaN/Inf -> null): the
     result crosses process boundaries (pytest-xdist) and ends in strict JSON."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (str, int)):
+    if isinstance(obj, bool) or obj is None:
         return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):  # also numpy.float64, a float subclass execnet cannot send
+        return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):

@@ -77,7 +77,8 @@ class AuditItem(pytest.Item):
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, self.nodeid
+        # the reference's line in the audit file (0-based, as pytest expects)
+        return self.path, self.reference_node.ref.line - 1, self.nodeid
 
     def _run(self) -> None:
         raise NotImplementedError
@@ -150,4 +151,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
             fragment = item.error_fragment(call.excinfo.value)
         report.modelprint = fragment
         report.modelprint_input_error = item._input_error
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # point "SKIPPED [1] file:line: reason" at the audit file, not at this module
+            path, line, _ = item.reportinfo()
+            report.longrepr = (str(path), (line or 0) + 1, report.longrepr[2])
     return report
