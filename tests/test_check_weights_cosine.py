@@ -39,7 +39,8 @@ def view(ws: dict[tuple[str, int], np.ndarray], name: str, hashes: bool = True) 
                           if hashes else "")
                for (r, layer), w in ws.items()]
     sk = {"version": 1,
-          "matrix": {slot_key(r, layer, None): entry_from_matrix(w) for (r, layer), w in ws.items()}}
+          "matrix": {slot_key(r, layer, None): entry_from_matrix(w)
+                     for (r, layer), w in ws.items()}}
     fp = Fingerprint(model=ModelInfo(reference=name, kind="fingerprint"), architecture=arch,
                      tensors=tensors, sketches=sk)
     return ModelView(fp)

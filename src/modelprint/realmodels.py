@@ -54,7 +54,8 @@ def gemma3_gguf() -> Path:
 
     # Not under cache_dir(): tests give each session a private fingerprint cache, but the
     # 270 MB assembled file is worth keeping across sessions.
-    real = os.environ.get("MODELPRINT_REAL_DIR") or os.path.join(user_cache_dir("modelprint"), "real")
+    real = os.environ.get("MODELPRINT_REAL_DIR") or os.path.join(
+        user_cache_dir("modelprint"), "real")
     target = Path(real) / g.MODEL_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):

@@ -2,7 +2,8 @@
 
 The arch layer knows names and layouts; it does not compute statistics. It turns a
 :class:`~modelprint.sources.base.ModelSource` into an :class:`ArchInfo` plus a list of
-:class:`RoleSlot` -- "layer 3's attn.q is rows 0..767 of the transposed tensor h.3.attn.c_attn.weight" --
+:class:`RoleSlot` -- "layer 3's attn.q is rows 0..767 of the transposed tensor
+h.3.attn.c_attn.weight" --
 and reads a slot's values block by block in the Hugging Face layout.
 """
 

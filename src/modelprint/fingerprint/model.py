@@ -121,7 +121,8 @@ class Fingerprint:
         if fmt not in READABLE_FORMATS:
             raise FingerprintFormatError(
                 where,
-                f"format {fmt!r} is not readable by this modelprint (reads {', '.join(READABLE_FORMATS)}); "
+                f"format {fmt!r} is not readable by this modelprint "
+                f"(reads {', '.join(READABLE_FORMATS)}); "
                 "re-create it with `modelprint fingerprint`",
             )
         try:
