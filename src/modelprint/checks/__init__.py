@@ -16,6 +16,8 @@ _MODULES: dict[str, str] = {
     "weights_cosine": "modelprint.checks.weights_cosine",
     "embedding_alignment": "modelprint.checks.embedding_alignment",
     "attention_cka": "modelprint.checks.attention_cka",
+    "mlp_matching": "modelprint.checks.mlp_matching",
+    "moe_upcycling": "modelprint.checks.moe_upcycling",
     "attention_std": "modelprint.checks.attention_std",
     "qkv_bias": "modelprint.checks.qkv_bias",
     "layernorm": "modelprint.checks.layernorm",

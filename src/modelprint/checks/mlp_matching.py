@@ -138,7 +138,7 @@ def _summary(records: list[dict[str, Any]], indicates: bool, by_order: bool) -> 
 class MlpMatching:
     name: ClassVar[str] = "mlp_matching"
     strength: ClassVar[str] = DECISIVE
-    default_options: ClassVar[dict[str, Any]] = {"alpha": 1e-6, "max_units": 512,
+    default_options: ClassVar[dict[str, Any]] = {"alpha": 1e-6, "max_units": 256,
                                                  "max_dims": 256, "layer_map": None}
     description: ClassVar[str] = (
         "Matches the MLP hidden units of both models layer by layer (cosine of up/gate rows "
@@ -152,7 +152,7 @@ class MlpMatching:
 
     def compute(self, a: ModelView, b: ModelView, options: dict[str, Any]) -> Evidence:
         alpha = float(options.get("alpha", 1e-6))
-        max_units = int(options.get("max_units", 512))
+        max_units = int(options.get("max_units", 256))
         max_dims = int(options.get("max_dims", 256))
         sa, sb = UnitSide(a, DENSE), UnitSide(b, DENSE)
         if not sa.layers() or not sb.layers():

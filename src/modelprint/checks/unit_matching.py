@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 from scipy.optimize import linear_sum_assignment
-from scipy.special import logsumexp
 
 from modelprint.checks.alignment import Alignment
 from modelprint.checks.cka import Gram, hsic_u
@@ -41,6 +40,21 @@ def seeded_rng(*parts: object) -> np.random.Generator:
                                                 "little"))
 
 
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share their mean rank), float64. Plain numpy on purpose: scipy's
+    ``spearmanr`` pulls in its array-API layer lazily, which cannot be imported twice in one
+    process (in-process pytest runs unload and re-import modules)."""
+    v = np.asarray(v)
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    starts = np.r_[0, np.flatnonzero(sv[1:] != sv[:-1]) + 1]
+    ends = np.r_[starts[1:], len(v)]
+    avg = (starts + ends - 1) / 2.0
+    ranks = np.empty(len(v), dtype=np.float64)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
 def spearman_logp(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Spearman rho of ``x`` and ``y`` and the natural log of its one-sided (rho > 0) p-value.
 
@@ -51,9 +65,13 @@ def spearman_logp(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     n = len(x)
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0, 0.0
-    rho = float(stats.spearmanr(x, y).statistic)
-    if not np.isfinite(rho):
+    rx, ry = _ranks(x), _ranks(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    if den == 0.0:
         return 0.0, 0.0
+    rho = float(rx @ ry) / den
     rho = min(1.0, max(-1.0, rho))
     floor = -math.lgamma(n + 1)
     if rho >= 1.0 - 1e-12:
@@ -77,7 +95,8 @@ def fisher_logp(logps: Sequence[float]) -> float:
         return 0.0
     j = np.arange(k, dtype=np.float64)
     terms = j * math.log(half) - np.array([math.lgamma(v + 1) for v in j])
-    return float(min(0.0, -half + logsumexp(terms)))
+    top = float(terms.max())
+    return float(min(0.0, -half + top + math.log(float(np.exp(terms - top).sum()))))
 
 
 def bonferroni_logp(logps: Sequence[float]) -> float:

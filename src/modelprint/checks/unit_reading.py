@@ -83,7 +83,8 @@ class UnitSide:
     def full_views(self, kinds: list[str], layer: int, expert: int | None,
                    units: np.ndarray | None, dims: np.ndarray,
                    sign: np.ndarray | None) -> list[np.ndarray]:
-        """(units x paired dims) float32 matrices, one per view kind."""
+        """(units x paired dims) float32 matrices, one per view kind. Whole tensors are read
+        and sliced: row-wise reads of block-quantised files cost more than one dequantisation."""
         w = self.view.weights
         assert w is not None
         out = []
@@ -95,10 +96,9 @@ class UnitSide:
                 m = m[dims]
                 m = (m[:, units] if units is not None else m).T
             else:
-                m = (w.rows(role, layer, units, expert) if units is not None
-                     else w.get(role, layer, expert))
+                m = w.get(role, layer, expert)
                 assert m is not None
-                m = m[:, dims]
+                m = (m[units] if units is not None else m)[:, dims]
             if sign is not None:
                 m = m * sign.astype(np.float32)
             out.append(np.asarray(m, dtype=np.float32))
@@ -161,14 +161,20 @@ def common_kinds(sa: UnitSide, slot_a: Slot, sb: UnitSide, slot_b: Slot) -> list
 
 def _finish(side: str, q: np.ndarray, q_pos: np.ndarray, views_q: list[np.ndarray],
             views_t: list[np.ndarray], nq: int, nt: int, t_index: np.ndarray) -> UnitMatch:
-    c = cosine(views_q, views_t)
+    per_view_c = [cosine([vq], [vt]) for vq, vt in zip(views_q, views_t, strict=True)]
+    c = per_view_c[0] if len(per_view_c) == 1 else sum(per_view_c[1:], per_view_c[0]) / len(
+        per_view_c)
     matched, mcos = assign(c)
+    runner = np.full(c.shape[0], np.nan)
     if c.shape[1] > 1:
-        runner = np.partition(c, c.shape[1] - 2, axis=1)[:, c.shape[1] - 2]
-    else:
-        runner = np.full(c.shape[0], np.nan)
-    per_view = [t_index[np.argmax(cosine([vq], [vt]), axis=1)]
-                for vq, vt in zip(views_q, views_t, strict=True)] if len(views_q) > 1 else []
+        rows = np.arange(c.shape[0])
+        best = np.argmax(c, axis=1)
+        top = c[rows, best].copy()
+        c[rows, best] = -np.inf
+        runner = c.max(axis=1)
+        c[rows, best] = top
+    per_view = ([t_index[np.argmax(cv, axis=1)] for cv in per_view_c]
+                if len(per_view_c) > 1 else [])
     matched_idx = t_index[matched]
     rho, logp = spearman_logp(q_pos, matched_idx)
     crho, clogp = spearman_logp(per_view[0], per_view[1]) if per_view else (0.0, 0.0)
