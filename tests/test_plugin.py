@@ -7,6 +7,7 @@ that the numbers travel in ``user_properties``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,6 +22,20 @@ pytest_plugins = ["pytester"]
 
 def audit(pytester: pytest.Pytester, name: str, body: str) -> Path:
     return pytester.makefile(".audit.yaml", **{name: body})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm_imports(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Run the engine and the report once in this process first. In-process pytester runs
+    drop the modules they imported when they end, and C extensions (numpy.fft, scipy) cannot
+    be imported twice; importing them here keeps them out of the inner runs' snapshot."""
+    from modelprint.audit import Engine, Target, build_run, write_html
+
+    models = make_zoo(tmp_path_factory.mktemp("warm"))
+    pair = Engine().pair(Target(str(models["tuned"])), Target(str(models["base"])))
+    run_doc = build_run([pair.to_json()], alpha=pair.alpha, command=["warm-up"])
+    with contextlib.suppress(RuntimeError):  # no report module: the plugin says so
+        write_html(run_doc, tmp_path_factory.mktemp("warm-html") / "r.html")
 
 
 @pytest.fixture
@@ -222,9 +237,10 @@ def test_keyword_selection_and_exitfirst(pytester: pytest.Pytester,
     assert set(partial["checks"]) == {"weights_cosine"}
     assert partial["verdict"] == "derived" and "partial run" in partial["verdict_reason"]
 
-    result, items, _ = run(pytester, "-x")
+    result, items, data = run(pytester, "-x")
     assert result.ret == 1
     assert [v["status"] for v in items.values()].count("failed") == 1
+    assert data is not None and data["pairs"]  # a stopped run still reports what it has
 
 
 def test_last_failed_reruns_only_failures(pytester: pytest.Pytester, zoo: dict[str, Path]) -> None:

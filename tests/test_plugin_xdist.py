@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit_models import make_zoo
-from tests.test_plugin import audit, run
+from tests.test_plugin import _warm_imports, audit, run  # noqa: F401 - autouse fixture
 
 pytest_plugins = ["pytester"]
 
