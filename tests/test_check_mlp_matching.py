@@ -226,3 +226,36 @@ def test_a_model_without_dense_mlp_points_to_moe_upcycling() -> None:
             moe[(role.replace("mlp.", "moe.expert."), layer, 0)] = w
     ev = run(moe, base)
     assert not ev.applicable and "moe_upcycling" in (ev.reason or "")
+
+
+def _as_moe(ws: Weights, experts: int, seed: int) -> Weights:
+    rng = np.random.default_rng(seed)
+    out: Weights = {("embed", None, None): ws[("embed", None, None)]}
+    for (role, layer, _), w in ws.items():
+        if role.startswith("mlp."):
+            for e in range(experts):
+                out[(role.replace("mlp.", "moe.expert."), layer, e)] = \
+                    w + rng.normal(0, 0.02, w.shape)
+    return out
+
+
+def test_two_moe_models_are_compared_expert_by_expert() -> None:
+    parent = _as_moe(dense(1, layers=2), 3, seed=50)
+    tuned = noisy(parent, 7)
+    ev = run(tuned, parent)
+    assert ev.indicates_derivation is True and ev.details["units"].startswith("experts")
+    assert sorted({r["expert"] for r in ev.details["per_layer"]}) == [0, 1, 2]
+    other = _as_moe(dense(2, layers=2), 3, seed=60)
+    assert run(other, parent).indicates_derivation is False
+
+
+@pytest.mark.parametrize("max_units", [24, 64])
+def test_subsampled_units_still_detect_and_stay_valid(max_units: int) -> None:
+    base = dense(1)
+    ev = run(noisy(base, 7), base, max_units=max_units)
+    assert ev.indicates_derivation is True
+    assert {r["tested_units"] for r in ev.details["per_layer"]} == {max_units}
+    ps = [run(dense(2 * s, layers=2), dense(2 * s + 1, layers=2),
+              max_units=max_units).details["order_test"]["p_value"] for s in range(30)]
+    assert min(ps) > ALPHA
+    assert stats.kstest(ps, "uniform").pvalue > 1e-3

@@ -25,6 +25,9 @@ models yield unrelated matchings. This arm is invariant to unit permutations, he
 (its null is that the two views do not agree by themselves; phi_MATCH "behaves like a
 p-value" empirically). The arms are combined with Bonferroni.
 
+Two mixture-of-experts models are compared expert by expert (expert ``e`` against expert
+``e``, Bonferroni over a layer's experts); a MoE against a dense model is ``moe_upcycling``'s job.
+
 Two paths: full weights (both models loaded with weights) match units against every unit of
 the other side. Without weights the fingerprints' sketches (64 units at the same positions in
 both models) are matched instead: this needs equal MLP shapes and cannot recover units that
@@ -52,6 +55,7 @@ from modelprint.checks.unit_matching import (
 )
 from modelprint.checks.unit_reading import (
     DENSE,
+    EXPERT,
     UnitMatch,
     UnitSide,
     common_kinds,
@@ -91,8 +95,10 @@ def similarity_fn(sa: UnitSide, sb: UnitSide, rmap: ResidualMap, full: bool,
         if full:
             ia, ib, sg = rmap.a_dims, rmap.b_dims, rmap.sign
         else:
-            cols = next(np.asarray(v["cols"]) for (r, _, _), v in sa.sketches.items()
-                        if r == sa.roles["up"])
+            cols = next((np.asarray(v["cols"]) for (r, _, _), v in sa.sketches.items()
+                         if r == sa.roles["up"]), None)
+            if cols is None:
+                return np.zeros((len(sa.layers()), len(sb.layers())))
             ia, ib, sg = rmap.within(cols)
         xa = {i: x for i in sa.layers()
               if (x := sa.summary(i, ia, sg, full, max_experts)) is not None}
@@ -139,7 +145,8 @@ class MlpMatching:
     name: ClassVar[str] = "mlp_matching"
     strength: ClassVar[str] = DECISIVE
     default_options: ClassVar[dict[str, Any]] = {"alpha": 1e-6, "max_units": 256,
-                                                 "max_dims": 256, "layer_map": None}
+                                                 "max_dims": 256, "max_experts": 16,
+                                                 "layer_map": None}
     description: ClassVar[str] = (
         "Matches the MLP hidden units of both models layer by layer (cosine of up/gate rows "
         "after residual alignment, linear assignment) and tests whether the matching keeps the "
@@ -154,12 +161,16 @@ class MlpMatching:
         alpha = float(options.get("alpha", 1e-6))
         max_units = int(options.get("max_units", 256))
         max_dims = int(options.get("max_dims", 256))
+        max_experts = int(options.get("max_experts", 16))
         sa, sb = UnitSide(a, DENSE), UnitSide(b, DENSE)
-        if not sa.layers() or not sb.layers():
+        ea, eb = UnitSide(a, EXPERT), UnitSide(b, EXPERT)
+        experts = False
+        if (not sa.layers() or not sb.layers()) and ea.layers() and eb.layers():
+            sa, sb, experts = ea, eb, True      # two MoE models: expert e against expert e
+        elif not sa.layers() or not sb.layers():
             which = "candidate" if not sa.layers() else "reference"
             hint = (" (its experts are compared by moe_upcycling)"
-                    if any(r.startswith("moe.expert.") for (r, _, _) in
-                           (sa if not sa.layers() else sb).shapes) else "")
+                    if (ea if not sa.layers() else eb).layers() else "")
             return Evidence.not_applicable(self.name, self.strength,
                                            f"the {which} has no dense MLP layers{hint}", alpha)
         wa, wb = sa.width(), sb.width()
@@ -182,19 +193,27 @@ class MlpMatching:
         logps: list[float] = []
         clogps: list[float] = []
         for i, j in pairs:
-            kinds = common_kinds(sa, (i, None), sb, (j, None))
-            if not kinds:
-                continue
-            m = (match_full(sa, (i, None), sb, (j, None), rsub, kinds, max_units) if full
-                 else match_sketch(sa, (i, None), sb, (j, None), rmap, kinds))
-            if m is None:
-                continue
-            rec = match_record(m, i, j)
-            rec["views"] = kinds if full else [k for k in kinds if k != "down"]
-            records.append(rec)
-            tested.append((i, j))
-            logps.append(m.logp)
-            clogps.append(m.consistency_logp)
+            lo: list[float] = []
+            lc: list[float] = []
+            for e in ([x for x in sa.experts(i)[:max_experts] if x in sb.experts(j)]
+                      if experts else [None]):
+                kinds = common_kinds(sa, (i, e), sb, (j, e))
+                if not kinds:
+                    continue
+                m = (match_full(sa, (i, e), sb, (j, e), rsub, kinds, max_units) if full
+                     else match_sketch(sa, (i, e), sb, (j, e), rmap, kinds))
+                if m is None:
+                    continue
+                rec = match_record(m, i, j)
+                rec["expert"] = e
+                rec["views"] = kinds if full else [k for k in kinds if k != "down"]
+                records.append(rec)
+                lo.append(m.logp)
+                lc.append(m.consistency_logp)
+            if lo:          # experts of one layer: Bonferroni (valid under any dependence)
+                tested.append((i, j))
+                logps.append(bonferroni_logp(lo))
+                clogps.append(bonferroni_logp(lc))
         if not records:
             reason = ("no layer pair has MLP sketches of the same shape and a common residual "
                       "basis (width-pruned MLPs need full weights)" if not full else
@@ -225,6 +244,8 @@ class MlpMatching:
                     "validity": "approximate (phi_MATCH-style: the best matches found by two "
                                 "views of the units agree; invariant to permuted units)"},
                 "path": path, "residual_basis": rmap.basis,
+                "units": "experts, each against the same-index expert" if experts else
+                         "dense MLP",
                 "residual_dims": len(rsub.a_dims) if full else None,
                 "layer_pairing": how,
                 "similarity_matrix": None if sim is None else np.round(sim, 4).tolist(),
