@@ -87,3 +87,14 @@ def test_weak_low_and_no_decisive_is_inconclusive_with_numbers() -> None:
 def test_verdict_serialises(label: str) -> None:
     from modelprint.verdict import Verdict
     assert Verdict(label, "why").to_json() == {"label": label, "reason": "why"}
+
+
+def test_identity_finding_no_copy_alone_does_not_make_independent() -> None:
+    """Byte comparison cannot see a derivative that was trained further, so its silence is
+    not evidence of independence (e.g. two models of different widths and vocabularies)."""
+    v = decide({"identity": ev("identity", "decisive", indicates=False)})
+    assert v.label == INCONCLUSIVE
+    assert "rules out copies only" in v.reason
+    both = decide({"identity": ev("identity", "decisive", indicates=False),
+                   "weights_cosine": ev("weights_cosine", "decisive", indicates=False, p=0.4)})
+    assert both.label == INDEPENDENT and "identity" in both.reason

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from modelprint import __version__
+from modelprint._blas import single_thread_blas
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.errors import InputError
 
@@ -69,6 +70,10 @@ class Outcome:
 # -- the engine ----------------------------------------------------------------------------
 
 ModelLoader = Callable[..., ModelView]
+
+
+#: The check whose layer alignment the other per-layer checks reuse when depths differ.
+LAYER_ALIGNER = "attention_cka"
 
 
 class Engine:
@@ -122,11 +127,37 @@ class Engine:
         if hit is None:
             impl = self.registry[check]
             a, b = self.model(candidate), self.model(reference)
+            opts = dict(options)
+            if "layer_map" in getattr(impl, "default_options", {}) and \
+                    not opts.get("layer_map") and check != LAYER_ALIGNER:
+                opts["layer_map"] = self.layer_map(candidate, reference) or opts.get("layer_map")
             start = time.perf_counter()
-            ev = impl.compute(a, b, dict(options))
+            with single_thread_blas():
+                ev = impl.compute(a, b, opts)
             hit = (ev, time.perf_counter() - start)
             self._evidence[key] = hit
         return hit
+
+    def layer_map(self, candidate: Target, reference: Target) -> list[list[int]] | None:
+        """The layer alignment every per-layer check uses when depths differ.
+
+        Equal depths pair layer i with layer i (None). Otherwise the alignment that
+        ``attention_cka`` finds by dynamic programming over its layer-by-layer CKA matrix is
+        used -- but only when that check found the attention of the two models related:
+        an alignment chosen to maximise similarity between unrelated models would bias every
+        statistic computed over it, so then the per-layer checks stay "not applicable".
+        """
+        a, b = self.model(candidate), self.model(reference)
+        if a.fingerprint.num_layers == b.fingerprint.num_layers or \
+                LAYER_ALIGNER not in self.registry:
+            return None
+        aligner = self.registry[LAYER_ALIGNER]
+        ev, _ = self.evidence(candidate, reference, LAYER_ALIGNER,
+                              dict(getattr(aligner, "default_options", {})))
+        if ev.indicates_derivation is not True:
+            return None
+        mapping = ev.details.get("layer_map")
+        return [list(map(int, x)) for x in mapping] if mapping else None
 
     def pair(self, candidate: Target, reference: Target, *,
              checks: Mapping[str, Mapping[str, Any]] | None = None,

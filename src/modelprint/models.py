@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from modelprint._blas import single_thread_blas
 from modelprint.arch.base import ArchInfo, RoleSlot
 from modelprint.checks.base import ModelView
 from modelprint.fingerprint.model import Fingerprint
@@ -129,7 +130,8 @@ def _load(ref: ModelRef, *, offline: bool | None, use_cache: bool, weights: bool
 
     source = open_source(ref, offline=offline)
     try:
-        fp = fingerprint_source(source, use_cache=use_cache, progress=progress)
+        with single_thread_blas():
+            fp = fingerprint_source(source, use_cache=use_cache, progress=progress)
         fp.model = replace(fp.model, kind=ref.kind)
         if not weights:
             source.close()

@@ -30,6 +30,11 @@ from modelprint.checks.base import CONTEXT, DECISIVE, WEAK, Evidence
 
 DERIVED, INDEPENDENT, INCONCLUSIVE = "derived", "independent", "inconclusive"
 
+#: Decisive checks that can prove a copy but whose silence says nothing about a derivative that
+#: was trained further (every byte changes): their negative result alone never makes a pair
+#: ``independent``.
+COPY_ONLY = frozenset({"identity"})
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -63,12 +68,14 @@ def decide(evidence: Mapping[str, Evidence], *, alpha: float = 1e-6,
     findings: list[str] = []
     near_misses: list[str] = []
     answered: list[Evidence] = []
+    copies_ruled_out: list[Evidence] = []
     for e in decisive:
         if not e.applicable or e.indicates_derivation is None:
             continue
-        answered.append(e)
         if e.indicates_derivation is not True:
+            (copies_ruled_out if e.check in COPY_ONLY else answered).append(e)
             continue
+        answered.append(e)
         if e.p_value is None:
             findings.append(f"{e.check}: {e.summary or 'exact finding'}")
         elif e.p_value <= level:
@@ -91,7 +98,7 @@ def decide(evidence: Mapping[str, Evidence], *, alpha: float = 1e-6,
 
     if answered and not near_misses:
         reason = "decisive checks find no evidence of derivation (" + ", ".join(
-            _num(e) for e in answered) + ")"
+            _num(e) for e in [*copies_ruled_out, *answered]) + ")"
         if weak_hot:
             reason += ("; weak curve statistics are high ("
                        + ", ".join(_num(e) for e in weak_hot) + ") but cannot decide")
@@ -104,8 +111,12 @@ def decide(evidence: Mapping[str, Evidence], *, alpha: float = 1e-6,
                      + ", ".join(_num(e) for e in weak_hot) + ")")
     if not answered:
         na = [e for e in decisive if not e.applicable or e.indicates_derivation is None]
-        parts.append("no decisive test applies" + (" (" + "; ".join(
-            f"{e.check}: {e.reason or 'no information'}" for e in na) + ")" if na else ""))
+        parts.append("no decisive test applies that could detect a trained derivative" + (
+            " (" + "; ".join(f"{e.check}: {e.reason or 'no information'}" for e in na) + ")"
+            if na else ""))
+        if copies_ruled_out:
+            parts.append(", ".join(e.check for e in copies_ruled_out)
+                         + " finds no copied tensors, which rules out copies only")
     if weak and not weak_hot:
         parts.append("weak statistics find nothing notable ("
                      + ", ".join(_num(e) for e in weak) + ")")

@@ -38,7 +38,7 @@ from modelprint.fingerprint.model import Fingerprint
 from modelprint.fingerprint.sketches import decode, slot_key
 
 ROLES = ("attn.q", "attn.k")
-N_SHUFFLES = 30
+N_SHUFFLES = 20
 
 
 def _projections(fp: Fingerprint) -> dict[tuple[str, int], np.ndarray]:
