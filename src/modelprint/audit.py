@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from modelprint import __version__
+from modelprint._atomic import atomic_write_text
 from modelprint._blas import single_thread_blas
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.errors import InputError
@@ -413,18 +412,7 @@ def build_run(pairs: list[dict[str, Any]], *, alpha: float, command: list[str]) 
 
 def write_json(run: Mapping[str, Any], path: str | Path) -> Path:
     """Write atomically, so a reader (or an interrupted run) never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(json_safe(run), fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(json_safe(run), indent=1, allow_nan=False) + "\n")
 
 
 def write_html(run: Mapping[str, Any], path: str | Path) -> Path:

@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else default_output(args.model)
     try:
         fp.save(out)
-        out.chmod(0o644)  # save() writes through mkstemp (0600); this is a user's output file
     except OSError as exc:
         raise InputError(out, f"cannot write the fingerprint: {exc.strerror or exc}") from None
     print_summary(fp, out, sys.stdout)

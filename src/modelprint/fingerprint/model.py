@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelprint._atomic import atomic_write_text
 from modelprint.arch.base import ArchInfo
 from modelprint.errors import FingerprintFormatError
 
@@ -143,16 +142,8 @@ class Fingerprint:
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a reader never sees half a file, a crash leaves no debris."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(_finite(self.to_json()), fh, allow_nan=False, separators=(",", ":"))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(_finite(self.to_json()), allow_nan=False,
+                                           separators=(",", ":")))
 
     @classmethod
     def load(cls, path: str | Path) -> Fingerprint:

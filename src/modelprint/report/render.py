@@ -8,7 +8,6 @@ names, metadata, license excerpts) is untrusted and is escaped on output; charts
 from __future__ import annotations
 
 import os
-import tempfile
 import traceback
 from functools import cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from jinja2 import ChainableUndefined, Environment, PackageLoader, Template
 from markupsafe import Markup
 
+from modelprint._atomic import atomic_write_text
 from modelprint.report import svg
 from modelprint.report.view import (
     CheckView,
@@ -122,18 +122,4 @@ def write_report(run: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
     Parent directories are created. Returns the path written.
     """
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    html = render_report(run)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(html)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_write_text(path, render_report(run))
