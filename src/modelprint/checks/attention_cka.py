@@ -32,7 +32,7 @@ from scipy import stats
 
 from modelprint.checks.alignment import Alignment, align
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
-from modelprint.checks.cka import Gram, hsic_u
+from modelprint.checks.cka import Gram, PairedHSIC, hsic_matrix, hsic_paired
 from modelprint.checks.layer_alignment import align_layers
 from modelprint.fingerprint.model import Fingerprint
 from modelprint.fingerprint.sketches import decode, slot_key
@@ -53,24 +53,62 @@ def _projections(fp: Fingerprint) -> dict[tuple[str, int], np.ndarray]:
 
 
 class _Grams:
-    """Zero-diagonal Gram matrices and their self-HSIC, per (role, layer), for one side."""
+    """Linear Grams (kept as features) and their self-HSIC, per (role, layer), for one side."""
 
     def __init__(self, mats: dict[tuple[str, int], np.ndarray]) -> None:
         self.k = {key: Gram(m) for key, m in mats.items()}
-        self.self_hsic = {key: hsic_u(k, k) for key, k in self.k.items()}
+        keys = list(self.k)
+        self.self_hsic = dict(zip(keys, hsic_paired([self.k[x] for x in keys],
+                                                    [self.k[x] for x in keys]), strict=True))
 
 
-def _cka(ga: _Grams, gb: _Grams, key_a: tuple[str, int], key_b: tuple[str, int],
-         perm: np.ndarray | None = None) -> float | None:
+def _comparable(ga: _Grams, gb: _Grams, key_a: tuple[str, int], key_b: tuple[str, int]
+                ) -> bool:
     ka, kb = ga.k.get(key_a), gb.k.get(key_b)
-    if ka is None or kb is None or ka.n != kb.n:
-        return None
-    if perm is not None:
-        kb = kb.permuted(perm)
-    den = ga.self_hsic[key_a] * gb.self_hsic[key_b]
-    if den <= 0:
-        return None
-    return float(hsic_u(ka, kb) / np.sqrt(den))
+    return (ka is not None and kb is not None and ka.n == kb.n
+            and ga.self_hsic[key_a] * gb.self_hsic[key_b] > 0)
+
+
+class _PairedCKA:
+    """CKA of each comparable (key_a, key_b), side b's samples optionally permuted."""
+
+    def __init__(self, ga: _Grams, gb: _Grams,
+                 keys: list[tuple[tuple[str, int], tuple[str, int]]]) -> None:
+        self.hsic = PairedHSIC([ga.k[a] for a, _ in keys], [gb.k[b] for _, b in keys])
+        self.den = np.sqrt(np.array([ga.self_hsic[a] * gb.self_hsic[b] for a, b in keys]))
+
+    def __call__(self, perm: np.ndarray | None = None) -> np.ndarray:
+        return np.asarray(self.hsic(perm) / self.den, dtype=np.float64)
+
+
+def _similarity(ga: _Grams, gb: _Grams, la: int, lb: int,
+                pairs: list[tuple[int, int]] | None) -> np.ndarray:
+    """Mean Q/K CKA per layer pair (NaN where no role is comparable): the listed pairs, or
+    the full la x lb matrix (one stacked product per role) when ``pairs`` is None."""
+    total = np.zeros((la, lb))
+    count = np.zeros((la, lb))
+    for role in ROLES:
+        if pairs is None:
+            rows = [i for i in range(la) if (role, i) in ga.k]
+            cols = [j for j in range(lb) if (role, j) in gb.k]
+            if not rows or not cols or len({ga.k[(role, i)].n for i in rows}
+                                           | {gb.k[(role, j)].n for j in cols}) != 1:
+                continue
+            h = hsic_matrix([ga.k[(role, i)] for i in rows], [gb.k[(role, j)] for j in cols])
+            sa = np.array([ga.self_hsic[(role, i)] for i in rows])[:, None]
+            sb = np.array([gb.self_hsic[(role, j)] for j in cols])[None, :]
+            ok = sa * sb > 0
+            vals = np.where(ok, h / np.sqrt(np.where(ok, sa * sb, 1.0)), 0.0)
+            total[np.ix_(rows, cols)] += vals
+            count[np.ix_(rows, cols)] += ok
+        else:
+            keys = [((role, i), (role, j)) for i, j in pairs
+                    if _comparable(ga, gb, (role, i), (role, j))]
+            for ((_, i), (_, j)), c in zip(keys, _PairedCKA(ga, gb, keys)(), strict=True):
+                total[i, j] += c
+                count[i, j] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _aligned(pa: dict[tuple[str, int], np.ndarray], pb: dict[tuple[str, int], np.ndarray],
@@ -120,7 +158,6 @@ class AttentionCKA:
         ga, gb = _Grams(xa), _Grams(xb)
         la, lb = fa.num_layers, fb.num_layers
         layer_map = options.get("layer_map")
-        sim = np.full((la, lb), np.nan)
         if layer_map is None and la == lb:
             pairs = [(i, i) for i in range(la)]
         elif layer_map is not None:
@@ -128,13 +165,7 @@ class AttentionCKA:
         else:
             pairs = []
         need_matrix = not pairs
-        for i in range(la):
-            for j in range(lb):
-                if not need_matrix and (i, j) not in pairs:
-                    continue
-                vals = [c for r in ROLES if (c := _cka(ga, gb, (r, i), (r, j))) is not None]
-                if vals:
-                    sim[i, j] = float(np.mean(vals))
+        sim = _similarity(ga, gb, la, lb, None if need_matrix else pairs)
         alignment_text = None
         if need_matrix:
             filled = np.nan_to_num(sim, nan=0.0)
@@ -148,13 +179,14 @@ class AttentionCKA:
                                            "no layer with comparable Q/K sketches", min_score)
         score = float(np.mean([p["cka"] for p in per_layer]))
         n = next(iter(gb.k.values())).n
+        keys = [((r, p["layer_a"]), (r, p["layer_b"])) for p in per_layer for r in ROLES
+                if _comparable(ga, gb, (r, p["layer_a"]), (r, p["layer_b"]))]
+        paired = _PairedCKA(ga, gb, keys)
         rng = np.random.default_rng(0)
         null = []
         for _ in range(N_SHUFFLES):
-            perm = rng.permutation(n)
-            vals = [c for p in per_layer for r in ROLES
-                    if (c := _cka(ga, gb, (r, p["layer_a"]), (r, p["layer_b"]), perm)) is not None]
-            null.append(float(np.mean(vals)) if vals else 0.0)
+            vals = paired(rng.permutation(n))
+            null.append(float(np.mean(vals)) if len(vals) else 0.0)
         null_mean, null_sd = float(np.mean(null)), float(np.std(null, ddof=1))
         z = (score - null_mean) / null_sd if null_sd > 0 else float("inf")
         p = float(stats.norm.sf(z))

@@ -6,41 +6,132 @@ invariant to any orthogonal transform and any scaling of the feature axis -- hea
 width and projection seed do not matter. The unbiased estimator (zero diagonal, U-statistic
 correction) is what drives independent pairs to ~0 instead of the biased estimator's
 dimension-dependent floor.
+
+Cost: the n x n Gram matrices are never formed. With ``K = X X^T - diag(|x_i|^2)`` (zero
+diagonal), every term of the estimator follows from the n x p features:
+``<K_a, K_b> = |X_a^T X_b|_F^2 - sum_i |a_i|^2 |b_i|^2``, column sums ``X (X^T 1) - |x_i|^2``.
+That is O(n p_a p_b) per pair instead of O(n^2) memory traffic, and a shuffle of the samples
+(the permutation null) permutes n rows of X instead of gathering n^2 Gram entries -- on a
+576-wide model the null went from ~2 s to ~0.1 s; on wide models the d x d Gram (32 MB at
+d = 2048) is never built. Same statistic, float64, equal to the explicit formula up to
+rounding (tests compare both).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
 
 class Gram:
-    """A zero-diagonal Gram matrix with the sums the unbiased HSIC needs, computed once."""
+    """The zero-diagonal linear Gram of ``x`` (n samples x p features), kept as its features
+    plus the sums the unbiased HSIC needs."""
 
     def __init__(self, x: np.ndarray) -> None:
-        k = np.asarray(x, dtype=np.float64) @ np.asarray(x, dtype=np.float64).T
-        np.fill_diagonal(k, 0.0)
-        self.k = k
-        self.col = k.sum(axis=0)
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"Gram needs a 2-D (samples x features) array, not {x.shape}")
+        self.x = x
+        self.sq = np.einsum("ij,ij->i", x, x)  # the diagonal that K zeroes
+        self.col = x @ x.sum(axis=0) - self.sq  # column sums of K
         self.total = float(self.col.sum())
-        self.n = k.shape[0]
+        self.n = x.shape[0]
+
+    @property
+    def k(self) -> np.ndarray:
+        """The explicit n x n zero-diagonal Gram (for inspection; the estimator never needs it)."""
+        k = self.x @ self.x.T
+        np.fill_diagonal(k, 0.0)
+        return k
 
     def permuted(self, perm: np.ndarray) -> Gram:
         """The Gram of the same samples in another order (rows and columns permuted)."""
         g = Gram.__new__(Gram)
-        g.k = self.k[np.ix_(perm, perm)]
+        g.x = self.x[perm]
+        g.sq = self.sq[perm]
         g.col = self.col[perm]
         g.total = self.total
         g.n = self.n
         return g
 
 
+def _finish(term1: np.ndarray | float, total_a: np.ndarray | float,
+            total_b: np.ndarray | float, colprod: np.ndarray | float, n: int
+            ) -> np.ndarray | float:
+    term2 = total_a * total_b / ((n - 1) * (n - 2))
+    term3 = 2.0 * colprod / (n - 2)
+    return (term1 + term2 - term3) / (n * (n - 3))
+
+
 def hsic_u(a: Gram, b: Gram) -> float:
     """Unbiased HSIC estimator of two zero-diagonal Grams over the same n samples."""
-    n = a.n
-    term1 = float(np.vdot(a.k, b.k))
-    term2 = a.total * b.total / ((n - 1) * (n - 2))
-    term3 = 2.0 * float(a.col @ b.col) / (n - 2)
-    return (term1 + term2 - term3) / (n * (n - 3))
+    cross = a.x.T @ b.x
+    term1 = float(np.vdot(cross, cross)) - float(a.sq @ b.sq)
+    return float(_finish(term1, a.total, b.total, float(a.col @ b.col), a.n))
+
+
+def hsic_matrix(a: Sequence[Gram], b: Sequence[Gram]) -> np.ndarray:
+    """``hsic_u(a[i], b[j])`` for every i, j, from one product of the stacked features."""
+    if not a or not b:
+        return np.zeros((len(a), len(b)))
+    n = a[0].n
+    if any(g.n != n for g in (*a, *b)):
+        raise ValueError("all Grams must have the same number of samples")
+    xa = np.concatenate([g.x for g in a], axis=1)
+    xb = np.concatenate([g.x for g in b], axis=1)
+    cross = xa.T @ xb
+    sq = cross * cross
+    ia = np.cumsum([0] + [g.x.shape[1] for g in a])
+    ib = np.cumsum([0] + [g.x.shape[1] for g in b])
+    blocks = np.add.reduceat(np.add.reduceat(sq, ia[:-1], axis=0), ib[:-1], axis=1)
+    term1 = blocks - np.stack([g.sq for g in a]) @ np.stack([g.sq for g in b]).T
+    colprod = np.stack([g.col for g in a]) @ np.stack([g.col for g in b]).T
+    ta = np.array([g.total for g in a])[:, None]
+    tb = np.array([g.total for g in b])[None, :]
+    return np.asarray(_finish(term1, ta, tb, colprod, n), dtype=np.float64)
+
+
+class PairedHSIC:
+    """``hsic_u(a[k], b[k].permuted(perm))`` for each k, batched: the features are stacked
+    once (one stack per pair of feature widths), each call is one batched product -- what
+    the shuffle null evaluates many times."""
+
+    def __init__(self, a: Sequence[Gram], b: Sequence[Gram]) -> None:
+        if len(a) != len(b):
+            raise ValueError("PairedHSIC needs as many Grams on each side")
+        self.size = len(a)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, (ga, gb) in enumerate(zip(a, b, strict=True)):
+            if ga.n != gb.n:
+                raise ValueError("paired Grams must have the same number of samples")
+            groups.setdefault((ga.x.shape[1], gb.x.shape[1]), []).append(k)
+        self._groups = []
+        for idx in groups.values():
+            xat = np.stack([a[k].x for k in idx]).transpose(0, 2, 1).copy()
+            self._groups.append((
+                np.array(idx), a[idx[0]].n, xat, np.stack([b[k].x for k in idx]),
+                np.stack([a[k].sq for k in idx]), np.stack([b[k].sq for k in idx]),
+                np.stack([a[k].col for k in idx]), np.stack([b[k].col for k in idx]),
+                np.array([a[k].total * b[k].total for k in idx])))
+
+    def __call__(self, perm: np.ndarray | None = None) -> np.ndarray:
+        out = np.zeros(self.size)
+        for idx, n, xat, xb, sqa, sqb, cola, colb, totals in self._groups:
+            if perm is not None:
+                xb, sqb, colb = xb[:, perm, :], sqb[:, perm], colb[:, perm]
+            cross = np.matmul(xat, xb)
+            term1 = (np.einsum("kij,kij->k", cross, cross)
+                     - np.einsum("ki,ki->k", sqa, sqb))
+            colprod = np.einsum("ki,ki->k", cola, colb)
+            out[idx] = _finish(term1, totals, 1.0, colprod, n)
+        return out
+
+
+def hsic_paired(a: Sequence[Gram], b: Sequence[Gram],
+                perm: np.ndarray | None = None) -> np.ndarray:
+    """``hsic_u(a[k], b[k].permuted(perm))`` for each k (see :class:`PairedHSIC`)."""
+    return PairedHSIC(a, b)(perm)
 
 
 def unbiased_cka(x: np.ndarray, y: np.ndarray) -> float | None:
