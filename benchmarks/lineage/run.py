@@ -107,7 +107,7 @@ def run_audit(m: dict[str, Any], pairs: list[dict[str, Any]], work: Path, jobs: 
                      f"references:\n  - model: {json.dumps(model_path(m, ref))}\n"
                      f"    name: {ref}\n"
                      f"expect: {pair['label']}\n")
-        files[str(f.resolve())] = pair
+        files[f.name] = pair
     out_json = work / "audit.json"
     cmd = [sys.executable, "-m", "pytest", str(d), "-q", "-p", "no:cacheprovider",
            "--modelprint-json", str(out_json), "--modelprint-offline"]
@@ -124,7 +124,8 @@ def run_audit(m: dict[str, Any], pairs: list[dict[str, Any]], work: Path, jobs: 
     run = json.loads(out_json.read_text())
     recs = []
     for js in run["pairs"]:
-        src = files.get(str((work / (js.get("audit") or "-")).resolve()))
+        # the plugin writes the audit path relative to pytest's rootdir: match on the name
+        src = files.get(Path(js.get("audit") or "-").name)
         if src is not None:
             recs.append(_flat(src, js, 0.0))
     return recs, info
@@ -168,14 +169,17 @@ def agreement(a: list[Record], b: list[Record]) -> dict[str, Any]:
         o = idx.get((r["candidate"], r["reference"]))
         if o is None:
             continue
-        scores_equal = all(
-            (o["checks"].get(c, {}).get("score") == v.get("score"))
-            for c, v in r["checks"].items())
-        if o["verdict"] == r["verdict"] and scores_equal:
+        differs = [c for c, v in r["checks"].items()
+                   if any(o["checks"].get(c, {}).get(k) != v.get(k)
+                          for k in ("score", "p_value", "indicates_derivation"))]
+        if o["verdict"] == r["verdict"] and not differs:
             same += 1
         else:
             diff += 1
-            examples.append([r["candidate"], r["reference"], o["verdict"], r["verdict"]])
+            examples.append({"pair": [r["candidate"], r["reference"]],
+                             "verdicts": [o["verdict"], r["verdict"]],
+                             "checks": {c: [[o["checks"].get(c, {}).get(k), r["checks"][c].get(k)]
+                                            for k in ("score", "p_value")] for c in differs}})
     return {"compared": same + diff, "identical": same, "different": diff,
             "examples": examples[:10]}
 
