@@ -209,9 +209,13 @@ def test_license_section_lists_every_finding(run: dict[str, Any], dom: Any) -> N
         assert lic["claimed_vendor_name"] in text_of(section)
 
 
-def test_check_without_fragment_gets_generic_table(run: dict[str, Any], dom: Any) -> None:
-    details = run["pairs"][0]["checks"]["weights_cosine"]["details"]
-    section = section_of(dom, run["pairs"][0], "weights_cosine")
+def test_check_without_fragment_gets_generic_table() -> None:
+    pair = make_pair(0, related=False, expect="independent", name="ref")
+    ev = pair["checks"]["weights_cosine"]           # its details, under a name without fragment
+    pair["checks"] = {"future_check": {**ev, "check": "future_check"}}
+    dom = parse(render_report({"pairs": [pair]}))
+    details = ev["details"]
+    section = section_of(dom, pair, "future_check")
     text = text_of(section)
     assert "tensors_compared" in text and "96" in text                 # scalar
     assert [s for s in elements(section, "svg") if has_class(s, "spark")]  # numeric list

@@ -17,7 +17,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, Template
 from markupsafe import Markup
 
 from modelprint._atomic import atomic_write_text
-from modelprint.report import svg
+from modelprint.report import plots, svg
 from modelprint.report.view import (
     CheckView,
     PairView,
@@ -50,6 +50,8 @@ class _Charts:
     null_strip = staticmethod(svg.null_strip)
     heat_strip = staticmethod(svg.heat_strip)
     sparkline = staticmethod(svg.sparkline)
+    dot_rows = staticmethod(plots.dot_rows)
+    heat_grid = staticmethod(plots.heat_grid)
 
 
 def _finalize(value: Any) -> Any:
@@ -76,6 +78,8 @@ def environment() -> Environment:
         numeric_lists=numeric_lists, generic_entries=generic_entries, is_scalar=is_scalar,
         text=text,
         pluck=pluck, layer_labels=layer_labels,
+        upper_z=plots.upper_z, log10=plots.log10, group_records=plots.group_records,
+        grid_of=plots.grid_of,
     )
     env.filters.update(fmt=fmt, fmt_p=fmt_p, text=text, wbr=wbr)
     return env

@@ -139,12 +139,17 @@ def _thin(values: list[float | None]) -> tuple[list[int], list[float | None]]:
 
 def line_chart(series: Iterable[Any], *, title: str = "", x_label: str = "layer",
                y_label: str = "", width: int = 240, height: int = 150,
-               y_range: Sequence[float] | None = None, zero_line: bool = False) -> Markup:
+               y_range: Sequence[float] | None = None, zero_line: bool = False,
+               ref_line: Any = None, ref_label: str = "",
+               point_labels: Any = None) -> Markup:
     """Curves over an integer x axis (layer index); ``None`` values leave gaps.
 
     ``series`` items are dicts ``{"label": str, "values": [...], "cls": "ser-a"}``; items
     that are not dicts or have no usable value are skipped. ``y_range`` fixes the y axis
-    (e.g. ``(-1, 1)``); otherwise it spans the data.
+    (e.g. ``(-1, 1)``); otherwise it spans the data (and ``ref_line``). ``ref_line`` draws a
+    dashed horizontal threshold (a significance level, say) labelled ``ref_label``;
+    ``point_labels[i]`` names x position ``i`` in the points' tooltips (which layer pair a
+    point is), so a reader can hover a point instead of counting ticks.
     """
     ml, mr, mt, mb = 38, 8, 18 if title else 8, 30
     pw, ph = width - ml - mr, height - mt - mb
@@ -164,7 +169,10 @@ def line_chart(series: Iterable[Any], *, title: str = "", x_label: str = "layer"
                    f'text-anchor="middle">no data</text></svg>')
         return Markup("".join(out))
     n = max(len(v) for _, _, v in rows)
+    ref = number(ref_line)
     finite = [v for _, _, vals in rows for v in vals if v is not None]
+    finite += [ref] if ref is not None else []
+    names = point_labels if isinstance(point_labels, (list, tuple)) else []
     rng = [number(v) for v in y_range] if y_range is not None else []
     if len(rng) == 2 and rng[0] is not None and rng[1] is not None and rng[0] < rng[1]:
         lo, hi = float(rng[0]), float(rng[1])
@@ -186,6 +194,14 @@ def line_chart(series: Iterable[Any], *, title: str = "", x_label: str = "layer"
     if zero_line and lo < 0 < hi:
         out.append(f'<line class="zero" x1="{ml}" x2="{ml + pw}" y1="{_f(y(0))}" '
                    f'y2="{_f(y(0))}"/>')
+    if ref is not None and lo <= ref <= hi:
+        out.append(f'<line class="thr" x1="{ml}" x2="{ml + pw}" y1="{_f(y(ref))}" '
+                   f'y2="{_f(y(ref))}"><title>{_e(ref_label or fmt_value(ref))}</title></line>')
+        if ref_label:
+            below = y(ref) - mt < 12
+            out.append(f'<text class="tick" x="{ml + pw - 2}" '
+                       f'y="{_f(y(ref) + (10 if below else -3))}" text-anchor="end">'
+                       f'{_e(ref_label)}</text>')
     for t in sorted({0, (n - 1) // 2, n - 1}):
         out.append(f'<text class="tick" x="{_f(x(t))}" y="{mt + ph + 11}" '
                    f'text-anchor="middle">{t}</text>')
@@ -209,8 +225,12 @@ def line_chart(series: Iterable[Any], *, title: str = "", x_label: str = "layer"
             out.append(_polyline(seg))
         if len(pts) <= 64:
             for i, v in zip(idx, pts, strict=True):
-                if v is not None:
-                    out.append(f'<circle cx="{_f(x(i))}" cy="{_f(y(v))}" r="1.8"/>')
+                if v is None:
+                    continue
+                tip = (f"<title>{_e(names[i])}: {_e(fmt_value(v))}</title>"
+                       if i < len(names) and names[i] is not None else "")
+                out.append(f'<circle cx="{_f(x(i))}" cy="{_f(y(v))}" r="1.8"'
+                           + (f">{tip}</circle>" if tip else "/>"))
         out.append("</g>")
     out.append("</svg>")
     return Markup("".join(out))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2 import Undefined
 from markupsafe import Markup, escape
 
 from modelprint.report.svg import fmt_value, number
@@ -43,8 +44,9 @@ def text(v: Any, limit: int = MAX_TEXT) -> str:
 
 
 def fmt(v: Any, digits: int = 3) -> str:
-    """A number for a table cell: ``digits`` significant digits; '—' when missing."""
-    if v is None or v == "":
+    """A number for a table cell: ``digits`` significant digits; '—' when missing. Counts
+    stored as floats and magnitudes up to 1e5 are written out in full (1024, not 1.02e+03)."""
+    if v is None or v == "" or isinstance(v, Undefined):
         return "—"
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -55,6 +57,8 @@ def fmt(v: Any, digits: int = 3) -> str:
             return "NaN"
         if math.isinf(v):
             return "∞" if v > 0 else "−∞"
+        if abs(v) < 1e5 and (v.is_integer() or abs(v) >= 10 ** max(digits, 1)):
+            return f"{v:.0f}"
         if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
             return f"{v:.{max(digits - 1, 1)}e}" if abs(v) >= 1e5 else f"{v:.{digits}g}"
         return fmt_value(v, digits)
@@ -62,12 +66,13 @@ def fmt(v: Any, digits: int = 3) -> str:
 
 
 def fmt_p(v: Any) -> str:
-    """A p-value: small ones in scientific notation, never rounded to 0."""
+    """A p-value: small ones in scientific notation, never rounded to 0. A stored 0 is a
+    float underflow (the tail is below ~1e-308), not a certainty, and is shown as such."""
     p = number(v)
     if p is None:
         return "—"
     if p == 0:
-        return "0"
+        return "< 1e-300"
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3g}"
 
 
