@@ -20,15 +20,20 @@ renders the template ``templates/checks/NAME.html.j2`` if it exists, else
      ``threshold``, ``p_value``, ``summary``, ``reason``, ``applicable``, ``raw`` …),
    - ``d``: ``ev.details`` as a dict (missing keys are lenient: ``d.a.b`` renders empty),
    - ``pair``, ``a_name`` (candidate) and ``b_name`` (reference display names),
-   - helpers: ``charts.line_chart / null_strip / heat_strip / sparkline`` (inline SVG),
-     ``numbers`` (list → floats with None gaps), ``as_dict``, ``as_list``, ``zscore``,
-     ``fmt``, ``fmt_p``, ``scalars``; macros in ``checks/_macros.html.j2``.
+   - helpers: ``charts.line_chart / null_strip / heat_strip / sparkline / dot_rows /
+     heat_grid`` (inline SVG; :mod:`.svg`, :mod:`.plots`), ``numbers`` (list → floats with
+     None gaps), ``as_dict``, ``as_list``, ``pluck``, ``zscore``, ``fmt``, ``fmt_p``,
+     ``scalars``, ``upper_z`` (where a one-sided alpha sits on a z axis), ``log10``,
+     ``group_records`` and ``grid_of`` (records → rows of dots / a matrix); macros in
+     ``checks/_macros.html.j2`` and, for the hidden-unit checks, ``checks/_units.html.j2``.
 
    A fragment may end with ``{% include "checks/_default.html.j2" %}`` to list the
    entries it does not draw (``checks/attention_cka.html.j2`` is a short example).
    Write it so a partial ``details`` dict still renders (coerce with ``as_dict`` /
    ``as_list`` / ``numbers``); if it raises anyway, the default section is shown with a note.
-3. add a case to ``tests/report_fixtures.py`` so the report tests exercise it.
+3. add a case to ``tests/report_fixtures.py`` or, better, compute real details with the
+   check on small synthetic models as ``tests/fragment_cases.py`` does, so the report tests
+   exercise it with the keys the check really writes.
 
 Everything is autoescaped; never mark untrusted text ``|safe``.
 """

@@ -174,7 +174,7 @@ def heat_grid(matrix: Any, *, row_labels: Any = None, col_labels: Any = None, ti
     rl = [str(v) for v in row_labels] if isinstance(row_labels, (list, tuple)) else []
     cl = [str(v) for v in col_labels] if isinstance(col_labels, (list, tuple)) else []
     tp = tips if isinstance(tips, (list, tuple)) else []
-    mt = (18 if title else 2) + 14
+    mt = (18 if title else 2) + (12 if y_label else 0) + 14
     if not grid or not n_cols:
         out = [_svg_open(max_width, mt + 24, label, "heat-grid")]
         if title:
@@ -227,7 +227,7 @@ def heat_grid(matrix: Any, *, row_labels: Any = None, col_labels: Any = None, ti
         out.append(f'<text class="axis" x="{_f(ml + n_cols * cw / 2)}" y="{height - 3}" '
                    f'text-anchor="middle">{_e(x_label)}</text>')
     if y_label:
-        out.append(f'<text class="axis" x="2" y="{mt - 3}">{_e(y_label)}</text>')
+        out.append(f'<text class="axis" x="2" y="{mt - 17}">{_e(y_label)} ↓</text>')
     out.append("</svg>")
     return Markup("".join(out))
 
