@@ -21,7 +21,7 @@ from modelprint.checks.base import Check, Evidence
 from .test_check_alignment import derive as derive_embed
 from .test_check_alignment import parent as embed_parent
 from .test_check_alignment import view as embed_view
-from .test_check_mlp_matching import ALPHA, dense, noisy
+from .test_check_mlp_matching import ALPHA, _as_moe, dense, noisy
 from .test_check_mlp_matching import view as unit_view
 from .test_check_moe import random_moe, upcycle
 from .test_check_weights_cosine import view as sketch_view
@@ -62,7 +62,8 @@ def evidence(check: str, case: str) -> dict[str, Any]:
     """The result-JSON evidence of ``check`` on the synthetic pair ``case``.
 
     identity / weights_cosine: exact, near, tuned, independent; embedding_alignment: derived,
-    permuted, independent; mlp_matching: derived, independent; moe_upcycling: copies,
+    permuted, independent; mlp_matching: derived, experts (two MoE models, fine-tuned),
+    independent; moe_upcycling: copies,
     slices (shuffled 1/2 slices), independent."""
     opts = {"alpha": ALPHA}
     if check in ("identity", "weights_cosine"):
@@ -75,8 +76,9 @@ def evidence(check: str, case: str) -> dict[str, Any]:
              "independent": other}[case]
         a, b = embed_view(m, "candidate"), embed_view(p, "reference")
     elif check == "mlp_matching":
-        base = dense(1)
-        cand = noisy(base, 3) if case == "derived" else dense(2)
+        base = dense(1) if case != "experts" else _as_moe(dense(1, layers=2), 3, seed=50)
+        cand = {"derived": lambda: noisy(base, 3), "experts": lambda: noisy(base, 7),
+                "independent": lambda: dense(2)}[case]()
         a, b = unit_view(cand, "candidate"), unit_view(base, "reference")
     elif check == "moe_upcycling":
         base = dense(1)
@@ -94,7 +96,8 @@ CASES = [("identity", "exact"), ("identity", "near"), ("identity", "independent"
          ("weights_cosine", "tuned"), ("weights_cosine", "independent"),
          ("embedding_alignment", "derived"), ("embedding_alignment", "permuted"),
          ("embedding_alignment", "independent"),
-         ("mlp_matching", "derived"), ("mlp_matching", "independent"),
+         ("mlp_matching", "derived"), ("mlp_matching", "experts"),
+         ("mlp_matching", "independent"),
          ("moe_upcycling", "copies"), ("moe_upcycling", "slices"),
          ("moe_upcycling", "independent")]
 

@@ -165,7 +165,7 @@ def test_embedding_alignment_explains_what_the_numbers_mean(case: str, phrase: s
 # -- mlp_matching -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["derived", "independent"])
+@pytest.mark.parametrize("case", ["derived", "experts", "independent"])
 def test_mlp_matching_draws_every_layer_with_the_alpha_line(case: str) -> None:
     ev, sec = section("mlp_matching", case)
     d = ev["details"]
@@ -183,7 +183,13 @@ def test_mlp_matching_draws_every_layer_with_the_alpha_line(case: str) -> None:
             for r in elements(t, "tr") if elements(r, "td")]
     assert len(rows) == n
     assert d["layer_pairing"] in text_of(sec)
-    if case == "derived":       # the p-values underflow: the exponent is shown, not "0"
+    head = [words(th) for t in elements(sec, "table") if has_class(t, "records")
+            for th in elements(t, "th")]
+    assert ("expert" in head) == (case == "experts")
+    if case == "experts":
+        shown = [words([c for c in r if local(c.tag) == "td"][1]) for r in rows]
+        assert shown == [str(r["expert"]) for r in d["per_layer"]]
+    if case != "independent":   # the p-values underflow: the exponent is shown, not "0"
         exp = round(d["order_test"]["log10_p"])
         assert f"10{str(exp).replace('-', '−')}" in text_of(sec)
     else:
