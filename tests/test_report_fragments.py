@@ -87,6 +87,18 @@ def test_identity_lists_byte_identical_tensors_and_marks_the_threshold() -> None
     assert zeros and f"{zeros} matrices are identical on the sample" in words(sec)
 
 
+def test_identity_caps_the_list_of_identical_tensors_and_says_so() -> None:
+    ev = evidence("identity", "exact")
+    d = {**ev["details"], "exact_matches": ev["details"]["exact_matches"] * 15,
+         "exact_match_count": 400}
+    html = render_report({"pairs": [pair_with({"identity": {**ev, "details": d}})]})
+    sec = next(s for s in elements(parse(html), "section") if has_class(s, "check"))
+    rows = [r for t in elements(sec, "table") if has_class(t, "records")
+            for r in elements(t, "tr") if elements(r, "td")]
+    assert len(rows) == 25
+    assert "Byte-identical tensors (the first 25 of 400):" in words(sec)
+
+
 def test_identity_dots_fall_on_the_side_of_the_threshold_their_difference_says() -> None:
     ev, sec = section("identity", "exact")
     (chart,) = svgs(sec, "dot-rows")
