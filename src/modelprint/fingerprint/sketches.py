@@ -125,7 +125,18 @@ def compute_sketches(source: Any, arch: Any, slots: Any) -> dict[str, Any]:
     from modelprint.arch import load_slot  # local: arch imports heavy optional modules
 
     out: dict[str, Any] = {}
+    proj: dict[str, Any] = {}
     for slot in _matrix_slots(slots):
+        if _projected(slot):
+            # Q/K are read whole for the projection anyway: sample their rows from that one
+            # read (a second, row-by-row read costs ~80 us per row on quantised GGUF data).
+            whole = load_slot(source, slot)
+            key = slot_key(slot.role, slot.layer, slot.expert)
+            proj[key] = projection_entry(whole)
+            if whole.ndim == 2 and whole.shape[0] >= 2 and whole.shape[1] >= 2:
+                shape2 = (int(whole.shape[0]), int(whole.shape[1]))
+                out[key] = entry(shape2, whole[positions(shape2)[0]])
+            continue
         shape = slot.extra.get("shape") if slot.extra else None
         if shape is None:
             probe = load_slot(source, slot, rows=np.array([0]))
@@ -142,11 +153,17 @@ def compute_sketches(source: Any, arch: Any, slots: Any) -> dict[str, Any]:
     embed = _embedding_sketch(source, slots, load_slot)
     if embed is not None:
         result["embedding"] = embed
-    proj = {slot_key(s.role, s.layer, s.expert): projection_entry(load_slot(source, s))
-            for s in slots if s.role in PROJ_ROLES and s.layer is not None and s.expert is None}
+    for s in slots:  # projected slots that _matrix_slots skipped (none today; kept safe)
+        key = slot_key(s.role, s.layer, s.expert)
+        if _projected(s) and key not in proj:
+            proj[key] = projection_entry(load_slot(source, s))
     if proj:
         result["projection"] = proj
     return result
+
+
+def _projected(slot: Any) -> bool:
+    return bool(slot.role in PROJ_ROLES and slot.layer is not None and slot.expert is None)
 
 
 def _embedding_sketch(source: Any, slots: Any, load_slot: Any) -> dict[str, Any] | None:
