@@ -98,8 +98,10 @@ def p_value_table(records: list[dict[str, Any]], check: str) -> dict[str, Any] |
 
     Under a valid test, independent pairs give p ~ U(0,1) (or stochastically larger for a
     conservative one). Empirical panel p-values are discrete ((1+k)/(N+1)), so the KS test
-    is approximate there; the one-sided ``less`` alternative (p-values too small = too many
-    false alarms) is the failure that matters and is reported alongside the two-sided one."""
+    is approximate there. The failure that matters is p-values that are too small
+    (P(p <= t) > t: too many false alarms); ``validity_p`` tests exactly that at every
+    attainable t with a binomial test (Bonferroni over the t's), which discreteness cannot
+    fool; the one-sided KS p is kept for continuous p-values."""
     ps = [float(r["checks"][check]["p_value"]) for r in records
           if r["label"] == "independent" and check in r["checks"]
           and r["checks"][check].get("p_value") is not None]
@@ -110,7 +112,19 @@ def p_value_table(records: list[dict[str, Any]], check: str) -> dict[str, Any] |
     # alternative="greater": the empirical CDF lies above the uniform CDF, i.e. p-values
     # are too small (anti-conservative)
     small = stats.kstest(arr, "uniform", alternative="greater")
+    # Validity, P(p <= t) <= t, checked where discrete p-values can sit: at each distinct
+    # observed value t < 1, a one-sided binomial test of #(p <= t); Bonferroni over the t's.
+    worst_t, worst_p, excess = 1.0, 1.0, 0.0
+    distinct = np.unique(arr[arr < 1.0])
+    for t in distinct:
+        k = int((arr <= t).sum())
+        bp = float(stats.binomtest(k, len(arr), float(t), alternative="greater").pvalue)
+        if bp < worst_p:
+            worst_t, worst_p = float(t), bp
+        excess = max(excess, k / len(arr) - float(t))
+    validity_p = min(1.0, worst_p * max(1, len(distinct)))
     return {"n": len(ps), "min": float(arr.min()), "median": float(np.median(arr)),
+            "max_excess": float(excess), "worst_t": worst_t, "validity_p": validity_p,
             "deciles": [float(x) for x in np.quantile(arr, np.linspace(0.1, 0.9, 9))],
             "fraction_below_0.05": float((arr < 0.05).mean()),
             "ks_statistic": float(two.statistic), "ks_p": float(two.pvalue),

@@ -77,6 +77,36 @@ def _zoo_table(m: dict[str, Any]) -> list[str]:
     return lines
 
 
+def findings(res: dict[str, Any]) -> list[str]:
+    """Plain statements of what went wrong (or that nothing did)."""
+    out = []
+    conf = res["verdict_confusion"]
+    n_ind = sum(conf["independent"].values())
+    n_der = sum(conf["derived"].values())
+    out.append(f"- Verdict: {conf['independent']['derived']} of {n_ind} independent pairs were "
+               f"called *derived* (false accusations); {conf['derived']['derived']} of {n_der} "
+               f"derived pairs were called *derived*.")
+    for c, t in res["checks"].items():
+        if t["false_positives"]:
+            kinds = {k.split(":", 1)[1]: v.get("derived", 0) for k, v in t["by_kind"].items()
+                     if k.startswith("independent:") and v.get("derived")}
+            out.append(f"- `{c}` ({t['strength']}) says derived on {t['false_positives']} of "
+                       f"{t['negatives']} independent pairs: {kinds}.")
+    for c, t in res["p_values_independent"].items():
+        if t["validity_p"] < 0.01:
+            out.append(f"- `{c}` p-values are too small on independent pairs: "
+                       f"P(p ≤ {_f(t['worst_t'])}) is {_f(t['worst_t'] + t['max_excess'])}"
+                       f" at worst (share below 0.05: {_f(t['fraction_below_0.05'])}; binomial "
+                       f"validity p {_f(t['validity_p'])}): not valid p-values for trained "
+                       "independent models.")
+    missed = [f"{k} ({row.get('derived', 0)}/{sum(row.values())})"
+              for k, row in res["verdict_by_kind"].items()
+              if not k.startswith("independent:") and row.get("derived", 0) < sum(row.values())]
+    if missed:
+        out.append("- Derivation kinds not always detected by the verdict: " + ", ".join(missed))
+    return out
+
+
 def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> str:
     calib = sorted(n for n, e in m["models"].items() if e.get("role") == "calibration")
     L = [
@@ -107,6 +137,7 @@ def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> st
     for k, row in res["verdict_by_kind"].items():
         L.append(f"| {k} | {row.get('derived', 0)} | {row.get('independent', 0)} | "
                  f"{row.get('inconclusive', 0)} |")
+    L += ["", "## Findings (generated from the numbers below)", "", *findings(res)]
     L += ["", "## Checks at their default thresholds", "",
           "TPR counts a derived pair only when the check says *derived*; not applicable and "
           "no-information count as misses. AUC is over pairs where the check gave a score.",
@@ -129,12 +160,14 @@ def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> st
         L.append(f"| {k} | " + " | ".join(cells) + " |")
     L += ["", "## p-values on independent pairs", "",
           "Valid p-values are uniform (or larger) on independent pairs. KS tests against "
-          "U(0,1); 'anti-conservative p' tests only for p-values that are too small.", "",
-          "| check | n | median | share < 0.05 | KS D | KS p | anti-conservative p |",
-          "|---|---|---|---|---|---|---|"]
+          "U(0,1); 'one-sided KS p' tests only for p-values that are too small; 'validity p' "
+          "is the discrete-safe binomial test of P(p ≤ t) ≤ t at every attainable t.", "",
+          "| check | n | median | share < 0.05 | KS D | KS p | one-sided KS p | validity p |",
+          "|---|---|---|---|---|---|---|---|"]
     for c, t in res["p_values_independent"].items():
         L.append(f"| {c} | {t['n']} | {_f(t['median'])} | {_f(t['fraction_below_0.05'])} | "
-                 f"{_f(t['ks_statistic'])} | {_f(t['ks_p'])} | {_f(t['ks_anticonservative_p'])} |")
+                 f"{_f(t['ks_statistic'])} | {_f(t['ks_p'])} | {_f(t['ks_anticonservative_p'])} "
+                 f"| {_f(t['validity_p'])} |")
     if not res["p_values_independent"]:
         L.append("| (no check reported p-values) | | | | | | |")
     s = res["seed_statistic_same_recipe"]
