@@ -300,7 +300,7 @@ def main() -> None:
                 data["scaling"] = {"machine": _machine(), "pairs": sorted(
                     old.values(), key=lambda r: (r["width"], r["depth"], r["kind"]))}
                 args.json.write_text(json.dumps(data, indent=1) + "\n")
-    from report import write_results  # type: ignore[import-not-found]
+    from report import write_results  # type: ignore[import-not-found,unused-ignore]
 
     write_results(data, HERE / "RESULTS.md")
     print(f"wrote {HERE / 'RESULTS.md'}", file=sys.stderr)
