@@ -96,6 +96,12 @@ def dot_rows(rows: Iterable[Any], *, title: str = "", x_label: str = "",
     if not pool:            # only zeros on a log axis
         pool = [-3.0, 0.0]
     a, b = _nice_range(min(pool), max(pool))
+    t_line = tr(number(threshold))
+    if t_line is not None and a < b:      # room beside the line for its labels
+        if t_line >= max(pool):
+            b = t_line + 0.25 * (t_line - a)
+        elif t_line <= min(pool):
+            a = t_line - 0.25 * (b - t_line)
     fixed_lo, fixed_hi = tr(number(lo)), tr(number(hi))
     a = a if fixed_lo is None else fixed_lo
     b = b if fixed_hi is None else fixed_hi
