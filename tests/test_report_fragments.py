@@ -188,6 +188,10 @@ def test_mlp_matching_draws_every_layer_with_the_alpha_line(case: str) -> None:
         assert [len(dots(g)) for g in groups] == [n, n]
     thr = [x for x in elements(strength, "line") if has_class(x, "thr")]
     assert len(thr) == 1 and "one layer alone" in text_of(strength)
+    alone = sum(1 for r in d["per_layer"]
+                if min(r["log10_p"], r["consistency_log10_p"]) <= math.log10(ev["threshold"]))
+    assert alone == (0 if case == "independent" else n)
+    assert f"{alone} of {n} tested layer pairs are beyond" in words(sec)
     first = d["per_layer"][0]
     tip = text_of(elements(dots(strength)[0], "title")[0])
     assert tip.startswith(f"layer {first['layer_a']} ↔ {first['layer_b']}")
