@@ -56,9 +56,9 @@ NOTES = """
   first run also hashes each weight file (the cache key), i.e. two sha256 passes on the
   hashing thread, ~0.9 GB/s. The sketch pass (``fingerprint/sketches.py``: sampled rows plus
   whole q/k/v/o matrices as float32 for the projection sketches) runs after the statistics
-  and costs another ~0.3-0.5 CPU-s per GB. With the machine shared by other jobs (load ~9 on
-  2 cores during this run) the process got a fraction of a core: the GB/CPU-s column is the
-  better guide to cost, the GB/s columns are what this run actually saw.
+  and costs another ~0.3-0.5 CPU-s per GB. With the machine shared by other jobs (load in the
+  header; ~9 on 2 cores in an earlier run) the process may get a fraction of a core: the
+  GB/CPU-s column is the better guide to cost, the GB/s columns are what this run saw.
 * **GGUF** throughput is bound by dequantisation in the ``gguf`` package (numpy code that
   splits every block), 0.02-0.05 GB/s of quantised bytes; the statistics on the resulting
   float32 are a small fraction of the time.
