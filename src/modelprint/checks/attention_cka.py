@@ -19,6 +19,12 @@ models can share some structure after alignment, the check also requires the sco
 ``min_score`` (default 0.05, an order of magnitude above AWM's independent pairs) before it
 indicates derivation.
 
+Cost: the HSICs are computed from the d x 32 projection sketches without forming any d x d
+Gram (``checks/cka.py``), batched over layers and roles; a shuffle permutes d rows of the
+sketches. That is linear in width and depth (~0.2 s for a SmolLM2 pair, ~0.7 s at 2048 x 32
+layers; ``benchmarks/audit/RESULTS.md``), so no row subsampling, float32 or reduced shuffle
+count is used: the statistic is exactly the unbiased CKA over all residual dimensions.
+
 Cannot show: derivatives that re-initialised attention; models without a common residual
 basis (no shared tokens and different widths).
 """
