@@ -192,11 +192,12 @@ def test_null_panels_come_only_from_calibration_models(zoo: dict[str, Any], tmp_
     assert scored and not any({p["a"], p["b"]} & calib for p in scored)
 
 
-def test_runner_writes_results_with_no_false_derived_verdicts(zoo: dict[str, Any],
-                                                              tmp_path: Path) -> None:
+def test_runner_writes_results_with_no_false_derived_verdicts(
+        zoo: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELPRINT_NULLS", "")  # restored afterwards; run.main overrides it
     from benchmarks.lineage import run
     run.main(["--zoo", str(zoo["_root"]), "--out", str(tmp_path), "--no-audit",
-              "--cli-pairs", "0"])
+              "--cli-pairs", "0", "--nulls", str(tmp_path / "no-panels.json")])
     res = json.loads((tmp_path / "results.json").read_text())
     conf = res["summary"]["verdict_confusion"]
     n_eval = sum(p["split"] == "evaluation" for p in zoo["pairs"])

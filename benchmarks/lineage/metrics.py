@@ -139,7 +139,15 @@ def rate(records: list[dict[str, Any]], check: str, kind: str) -> dict[str, Any]
     scores = [float(r["checks"][check]["score"]) for r in sel
               if r["checks"][check].get("score") is not None]
     fired = states.get("derived", 0)
+    thr = [float(r["checks"][check]["threshold"]) for r in sel
+           if r["checks"][check].get("threshold") is not None]
+    above = sum(1 for r in sel if r["checks"][check].get("score") is not None
+                and r["checks"][check].get("threshold") is not None
+                and r["checks"][check]["score"] >= r["checks"][check]["threshold"])
+    layers_short = sum(1 for r in sel if "min_layers" in (r["checks"][check].get("summary") or ""))
     return {"pairs": len(sel), "says_derived": fired,
             "rate": fired / len(sel) if sel else None, "states": dict(states),
+            "threshold": thr[0] if thr else None, "raw_score_at_or_above_threshold": above,
+            "pairs_with_too_few_layers": layers_short,
             "score_quantiles": ([float(x) for x in np.quantile(scores, [0, 0.5, 0.9, 1])]
                                 if scores else None)}

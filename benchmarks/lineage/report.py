@@ -59,9 +59,30 @@ def write_results(out: Path, m: dict[str, Any], recs: list[dict[str, Any]],
            "zoo_build": m.get("build", {}), "unigram_baseline": m["unigram_baseline"],
            "run": info, "machine": {"python": platform.python_version(),
                                     "processor": platform.machine()},
-           "summary": res, "records": recs}
-    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+           "summary": res, "records": [_slim(r) for r in recs]}
+    (out / "results.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     (out / "RESULTS.md").write_text(markdown(m, res, info))
+
+
+def _rel(path: str | None) -> str:
+    if not path:
+        return "src/modelprint/calibration/nulls.json"
+    repo = Path(__file__).resolve().parents[2]
+    p = Path(path)
+    return str(p.relative_to(repo)) if p.is_relative_to(repo) else str(p)
+
+
+def _slim(r: dict[str, Any]) -> dict[str, Any]:
+    """Keep a check's summary text only where it disagrees with the label (to keep the
+    committed JSON small while explaining every error)."""
+    out = dict(r)
+    out["checks"] = {}
+    for c, e in r["checks"].items():
+        said = e.get("indicates_derivation")
+        wrong = said is not None and said != (r["label"] == "derived")
+        out["checks"][c] = {k: v for k, v in e.items()
+                            if v is not None and (k != "summary" or wrong)}
+    return out
 
 
 def _zoo_table(m: dict[str, Any]) -> list[str]:
@@ -120,7 +141,8 @@ def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> st
         "",
         "## Hold-out split",
         "",
-        "Null panels (`src/modelprint/calibration/nulls.json`) are built by `build_nulls.py` "
+        f"Null panels (`{_rel(info.get('nulls'))}`, used for this "
+        "run) are built by `build_nulls.py` "
         "only from independent pairs among the *calibration* base models "
         f"({', '.join(calib) or 'none'}). Those models and every pair touching them are "
         "never scored here; scored pairs involve only evaluation models.",
@@ -177,6 +199,10 @@ def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> st
                  f"same-recipe independent pairs (false-positive rate {_f(s['rate'])}); "
                  f"outcomes {s['states']}; score min/median/90%/max "
                  f"{[round(x, 3) for x in s['score_quantiles'] or []]}.")
+        L.append(f"The raw statistic reached its threshold ({s['threshold']}) on "
+                 f"{s['raw_score_at_or_above_threshold']} pairs; "
+                 f"{s['pairs_with_too_few_layers']} pairs had fewer aligned layers than the "
+                 "check's `min_layers`, which by itself prevents an indication.")
     else:
         L.append("No same-recipe independent pairs were scored.")
     L += ["", "## Paths and run time", ""]
@@ -195,8 +221,11 @@ def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> st
     L.append("- mean seconds per check and pair: " + ", ".join(
         f"{c} {_f(v)}" for c, v in res["check_seconds_mean"].items()))
     b = m.get("build", {})
+    cpu = sum(e.get("cpu_seconds") or 0 for e in m["models"].values())
     L.append(f"- zoo build (last run): {b.get('seconds')} s wall, jobs={b.get('jobs')}, "
-             f"{len(b.get('built', []))} built, {len(b.get('reused', []))} reused")
+             f"{len(b.get('built', []))} built, {len(b.get('reused', []))} reused; "
+             f"{cpu:.0f} CPU seconds of model building in all (≈ {cpu / 120:.0f} min on two "
+             "idle cores, plus about a minute for corpus and tokenizer)")
     if res["errors"]:
         L += ["", "Errors:", ""] + [f"- {e}" for e in res["errors"]]
     L += ["", "## Zoo", "", f"Unigram baseline (eval split): {m['unigram_baseline']} nats.", ""]

@@ -193,16 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="pytest-xdist workers for the audits")
     ap.add_argument("--cli-pairs", type=int, default=12)
     ap.add_argument("--no-audit", action="store_true")
-    ap.add_argument("--nulls", type=Path, help="null-panel file the checks use "
-                    "(default: the shipped src/modelprint/calibration/nulls.json)")
+    ap.add_argument("--nulls", type=Path, help="null-panel file the checks use (default: "
+                    "benchmarks/lineage/nulls.json from build_nulls.py if present, else the "
+                    "package's shipped file)")
     a = ap.parse_args(argv)
     zoo = a.zoo or DEFAULT_CACHE / ("small" if a.small else "full")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    if a.nulls:
-        os.environ["MODELPRINT_NULLS"] = str(a.nulls.resolve())
+    nulls = a.nulls or (HERE / "nulls.json" if (HERE / "nulls.json").exists() else None)
+    if nulls:
+        os.environ["MODELPRINT_NULLS"] = str(nulls.resolve())
     m = load_manifest(zoo)
     pairs = select(m, "evaluation")
     work = Path(tempfile.mkdtemp(prefix="run-", dir=zoo))
