@@ -4,6 +4,7 @@ dtype, block split or memory order; NaN/Inf refused with the file and tensor nam
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import ml_dtypes
@@ -130,3 +131,17 @@ def test_shifted_moves_the_mean_only() -> None:
     m = moments_of(x).shifted(1.0)
     std, mean, l2 = _torch_stats(x + 1.0)
     assert _close(m.std, std) and _close(m.mean, mean) and _close(m.l2, l2)
+
+
+def test_blocks_with_a_large_mean_and_a_tiny_spread_merge_exactly() -> None:
+    """|mean| / std = 1e7 (a norm gain stuck near a constant, stored partly in float32):
+    merging block means directly would lose ~1e-10 relative; the pivot keeps it exact."""
+    rng = np.random.default_rng(3)
+    values = 1000.0 + rng.standard_normal(49) * 1e-4
+    blocks = [values[:16].astype(np.float32), values[16:]]
+    truth = [Fraction(float(v)) for b in blocks for v in b.astype(np.float64)]
+    mean = sum(truth) / len(truth)
+    exact = math.sqrt(float(sum((v - mean) ** 2 for v in truth) / (len(truth) - 1)))
+    m = tensor_moments(blocks)
+    assert abs(m.std - exact) <= 1e-13 * exact
+    assert abs(m.mean - float(mean)) <= 1e-15 * float(mean)

@@ -12,6 +12,13 @@ option. So statistics are accumulated here from blocks of the *stored* values:
 * float32/float64 blocks (and dequantised GGUF blocks) are converted to float64 in chunks of
   ``FLOAT_CHUNK`` elements; each chunk contributes a two-pass (mean, M2) pair.
 
+Every value is first shifted by a *pivot*, the first finite value the accumulator sees: for
+data whose mean is large against its spread (|mean| / std = 1e7 happens in norm gains near a
+constant), the merge below would otherwise lose ~eps * |mean| / std relative precision in the
+differences of block means. ``x - pivot`` is exact for values within a factor of two of the
+pivot (Sterbenz), so the shifted moments keep full precision and the pivot is added back to the
+mean at the end.
+
 Partial results are merged with Chan, Golub and LeVeque's pairwise update, which is what
 makes a layer's experts, a model's shards and a tensor's blocks combine into the same numbers
 whatever the order, to ~1e-15 relative. NaN and Inf are never averaged away: they raise
@@ -137,18 +144,31 @@ class Accumulator:
         self._moments = Moments()
         self._nonfinite = 0
         self._buf: np.ndarray | None = None
+        self._pivot: float | None = None
+
+    def _set_pivot(self, flat: np.ndarray) -> None:
+        """The first finite value of the first block that has one (see the module docstring)."""
+        x = flat.astype(np.float64) if flat.size <= FLOAT_CHUNK else \
+            flat[:FLOAT_CHUNK].astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok = np.flatnonzero(np.isfinite(x))
+        if ok.size:
+            # a pivot this small can never turn a finite value into an infinite difference
+            self._pivot = float(x[ok[0]]) if abs(x[ok[0]]) < 1e150 else 0.0
 
     def add(self, block: np.ndarray) -> None:
         block = np.asarray(block)
         if block.size == 0:
             return
         ubits = _HIST_DTYPES.get(block.dtype)
+        if ubits is None and block.dtype.kind != "f":
+            raise TypeError(f"not a floating-point block: {block.dtype}")
+        if self._pivot is None:
+            self._set_pivot(_flat(block))
         if ubits is not None:
             self._add_hist(_flat(block).view(ubits), block.dtype)
-        elif block.dtype.kind == "f":
-            self._add_float(_flat(block))
         else:
-            raise TypeError(f"not a floating-point block: {block.dtype}")
+            self._add_float(_flat(block))
 
     def _add_hist(self, bits: np.ndarray, dtype: np.dtype) -> None:
         hist = self._hists.get(dtype)
@@ -169,6 +189,8 @@ class Accumulator:
                 buf = self._buf = np.empty(FLOAT_CHUNK, dtype=np.float64)
             c = buf[: part.size]
             np.copyto(c, part)  # float64 conversion into a reused, cache-resident buffer
+            if self._pivot:
+                c -= self._pivot
             with np.errstate(over="ignore", invalid="ignore"):
                 s = float(c.sum())
             if not math.isfinite(s):
@@ -176,7 +198,10 @@ class Accumulator:
                 if bad:
                     self._nonfinite += bad
                     continue
-                m = m.merge(moments_of(c))  # finite values whose sum overflowed (float64 only)
+                # finite values whose sum overflowed (float64 only): no pivot there
+                np.copyto(c, part)
+                whole = moments_of(c)
+                m = m.merge(whole.shifted(-self._pivot) if self._pivot else whole)
                 continue
             mean = s / c.size
             c -= mean
@@ -195,11 +220,13 @@ class Accumulator:
             if nz.size == 0:
                 continue
             c = hist[nz].astype(np.float64)
-            v = table[nz]
+            v = table[nz] - (self._pivot or 0.0)
             n = int(hist[nz].sum())
             mean = float((c * v).sum() / n)
             d = v - mean
             m = m.merge(Moments(n, mean, float((c * d * d).sum())))
+        if self._pivot:
+            m = m.shifted(self._pivot)
         if self._nonfinite:
             raise NonFiniteWeightsError(
                 where, f"tensor {tensor!r} holds {self._nonfinite} NaN/Inf value(s); "
