@@ -74,7 +74,8 @@ def test_experts_copied_from_the_dense_ffn_are_found() -> None:
     assert ev.details["matched_fraction"] == 1.0
     first = ev.details["per_expert"][0]
     assert first["dense_slice"] == "units 0-127 of 128 (all, one to one)"
-    assert "match the dense FFN" in ev.summary
+    assert "candidate experts" in ev.summary and "match the reference's dense FFN" in ev.summary
+    assert ev.details["moe_side"] == "candidate"
 
 
 def test_fine_grained_slices_are_found_and_named() -> None:
@@ -117,13 +118,40 @@ def test_depth_alignment_pairs_moe_layers_with_their_dense_parents() -> None:
         [(0, 0), (1, 1), (2, 2), (3, 5)]
 
 
-def test_not_applicable_without_experts_or_with_a_moe_reference() -> None:
+def test_not_applicable_without_experts_or_with_experts_on_both_sides() -> None:
     base = dense(1)
     ev = run(base, base)
-    assert not ev.applicable and "no experts" in (ev.reason or "")
+    assert not ev.applicable and "neither model has experts" in (ev.reason or "")
     moe = upcycle(base, 3)
     ev = run(moe, moe)
-    assert not ev.applicable and "not a dense model" in (ev.reason or "")
+    assert not ev.applicable and "both models have experts" in (ev.reason or "")
+
+
+def test_dense_candidate_against_an_upcycled_reference_is_tested_the_other_way() -> None:
+    """A dense derivative of the base (here: its FFN units shuffled, as a permuted copy has
+    them) against the MoE upcycled from that base: the MoE's experts are matched into the
+    candidate's dense FFN, and the layer map given candidate -> reference is honoured."""
+    base = dense(1, layers=4)
+    moe = upcycle(base, 3)
+    rng = np.random.default_rng(9)
+    shuffled: Weights = dict(base)
+    for i in range(4):
+        perm = rng.permutation(base[("mlp.up", i, None)].shape[0])
+        for r in ROLES:
+            w = base[(f"mlp.{r}", i, None)]
+            shuffled[(f"mlp.{r}", i, None)] = w[:, perm] if r == "down" else w[perm]
+    ev = MOE.compute(view(shuffled, "dense"), view(moe, "moe"), {"alpha": ALPHA})
+    assert ev.applicable and ev.indicates_derivation is True
+    assert ev.details["moe_side"] == "reference"
+    assert "reference experts" in ev.summary and "candidate's dense FFN" in ev.summary
+    assert ev.details["consistency_test"]["log10_p"] < -20
+    mapped = MOE.compute(view(shuffled, "dense"), view(moe, "moe"),
+                         {"alpha": ALPHA, "layer_map": [[0, 0], [1, 1], [2, 3]]})
+    # layer_a of a record is the MoE model's layer: candidate (dense) layer 2 <- MoE layer 3
+    assert sorted({(r["layer_a"], r["layer_b"]) for r in mapped.details["per_expert"]}) == \
+        [(0, 0), (1, 1), (3, 2)]
+    independent = MOE.compute(view(dense(7), "dense"), view(moe, "moe"), {"alpha": ALPHA})
+    assert independent.applicable and independent.indicates_derivation is False
 
 
 def test_independent_moe_shows_nothing() -> None:
@@ -158,7 +186,9 @@ def test_real_checkpoints_through_the_loader(tmp_path: Path) -> None:
     ev = MOE.compute(a, b, {"alpha": ALPHA})
     assert ev.applicable and ev.indicates_derivation is False
     assert ev.details["path"] == "full weights" and ev.details["experts_tested"] == 8
-    assert not MOE.compute(b, a, {}).applicable
+    reverse = MOE.compute(b, a, {"alpha": ALPHA})
+    assert reverse.applicable and reverse.details["moe_side"] == "reference"
+    assert reverse.indicates_derivation is False
 
 
 @pytest.mark.parametrize("split", [1, 2])

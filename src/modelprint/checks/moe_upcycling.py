@@ -21,6 +21,11 @@ All experts of a layer are matched against the same dense layer, so their p-valu
 dependent (an independently upcycled MoE has near-identical experts): they are combined with
 Bonferroni; layers with Fisher (as in ``mlp_matching``); the two arms with Bonferroni.
 
+Either side may be the MoE: with a dense candidate and an MoE reference the reference's
+experts are matched into the candidate's dense FFN (a dense sibling of an upcycled model
+shares the dense ancestor's units too); ``details.moe_side`` says which. Per-expert records
+always give the MoE model's layer as ``layer_a``.
+
 Cannot show: experts re-initialised from scratch; without full weights only experts whose
 shape equals the dense FFN's (copies) can be compared, through the fingerprints' sketches.
 """
@@ -74,18 +79,20 @@ def _expert_record(m: UnitMatch, layer_a: int, layer_b: int, expert: int | None,
     return rec
 
 
-def _summary(records: list[dict[str, Any]], indicates: bool) -> str:
+def _summary(records: list[dict[str, Any]], indicates: bool, moe_side: str) -> str:
+    dense_side = "reference" if moe_side == "candidate" else "candidate"
     layers = sorted({r["layer_a"] for r in records})
     hit = [r for r in records if r["matched"]]
     if not indicates:
-        return (f"{len(records)} experts in {len(layers)} layers: none matches the dense FFN "
-                f"beyond chance (median Spearman rho {np.median([r['rho'] for r in records]):.3f})")
+        rho = float(np.median([r["rho"] for r in records]))
+        return (f"{len(records)} {moe_side} experts in {len(layers)} layers: none matches the "
+                f"{dense_side}'s dense FFN beyond chance (median Spearman rho {rho:.3f})")
     first = [r for r in hit if r["layer_a"] == hit[0]["layer_a"]][:4]
     examples = ", ".join(
         f"expert {r['expert']} <- {r.get('dense_slice', 'dense units')}"
         + ("" if r.get("in_order", True) else " (shuffled)") for r in first)
-    return (f"{len(hit)} of {len(records)} experts in {len(layers)} layers match the dense FFN "
-            f"of the reference (layer {hit[0]['layer_a']}: {examples})")
+    return (f"{len(hit)} of {len(records)} {moe_side} experts in {len(layers)} layers match "
+            f"the {dense_side}'s dense FFN (layer {hit[0]['layer_a']}: {examples})")
 
 
 class MoeUpcycling:
@@ -95,7 +102,7 @@ class MoeUpcycling:
                                                  "max_dims": 256, "max_experts": 16,
                                                  "layer_map": None}
     description: ClassVar[str] = (
-        "For a mixture-of-experts candidate against a dense reference: matches each expert's "
+        "For a mixture-of-experts model against a dense one (either side): matches each expert's "
         "hidden units to the dense FFN's (linear assignment on cosine after residual "
         "alignment) and tests whether they form an in-order copy or slice (exact Spearman "
         "p-value) or the same partners seen from both up and gate (shuffled slices). Finds "
@@ -107,27 +114,39 @@ class MoeUpcycling:
         max_units = int(options.get("max_units", 256))
         max_dims = int(options.get("max_dims", 256))
         max_experts = int(options.get("max_experts", 16))
-        sa, sb = UnitSide(a, EXPERT), UnitSide(b, DENSE)
-        if not sa.layers():
+        moe_a, moe_b = bool(UnitSide(a, EXPERT).layers()), bool(UnitSide(b, EXPERT).layers())
+        if moe_a and moe_b:
             return Evidence.not_applicable(self.name, self.strength,
-                                           "the candidate has no experts", alpha)
-        if UnitSide(b, EXPERT).layers() or not sb.layers():
+                                           "both models have experts (mlp_matching compares "
+                                           "them expert by expert)", alpha)
+        if not moe_a and not moe_b:
+            return Evidence.not_applicable(self.name, self.strength,
+                                           "neither model has experts", alpha)
+        # The test is about the relation, not the direction: a dense candidate against an
+        # MoE reference (e.g. a dense sibling of an upcycled model, or a "down-cycled" one)
+        # is tested with the reference's experts against the candidate's dense FFN.
+        moe_side = "candidate" if moe_a else "reference"
+        moe, dense = (a, b) if moe_a else (b, a)
+        layer_map = options.get("layer_map")
+        if layer_map and not moe_a:
+            layer_map = [[int(j), int(i)] for i, j in layer_map]
+        sa, sb = UnitSide(moe, EXPERT), UnitSide(dense, DENSE)
+        if not sb.layers():
             return Evidence.not_applicable(
-                self.name, self.strength, "the reference is not a dense model"
-                + (" (it has experts)" if UnitSide(b, EXPERT).layers() else
-                   " (no dense MLP)"), alpha)
+                self.name, self.strength, f"the {'reference' if moe_a else 'candidate'} "
+                "(the model without experts) has no dense MLP", alpha)
         wa, wb = sa.width(), sb.width()
         assert wa is not None and wb is not None
-        rmap = ResidualMap.from_alignment(align(a.fingerprint, b.fingerprint), wa, wb)
+        rmap = ResidualMap.from_alignment(align(moe.fingerprint, dense.fingerprint), wa, wb)
         if rmap is None:
             return Evidence.not_applicable(
                 self.name, self.strength,
                 "no shared tokens to align residual streams of different widths", alpha)
-        full = a.weights is not None and b.weights is not None
+        full = moe.weights is not None and dense.weights is not None
         rsub = rmap.subsample(max_dims) if full else rmap
         pairs, how, sim = pair_layers(
-            a.fingerprint.num_layers, b.fingerprint.num_layers, sa.layers(), sb.layers(),
-            options.get("layer_map"), similarity_fn(sa, sb, rsub, full, max_experts))
+            moe.fingerprint.num_layers, dense.fingerprint.num_layers, sa.layers(), sb.layers(),
+            layer_map, similarity_fn(sa, sb, rsub, full, max_experts))
         records: list[dict[str, Any]] = []
         tested: list[tuple[int, int]] = []
         order: list[float] = []
@@ -163,7 +182,7 @@ class MoeUpcycling:
             check=self.name, strength=self.strength, applicable=True,
             score=float(np.mean([r["matched"] for r in records])), threshold=alpha,
             p_value=to_p(logp), indicates_derivation=indicates,
-            summary=_summary(records, indicates),
+            summary=_summary(records, indicates, moe_side),
             details={
                 "statistic": "per expert: Spearman rho of unit order vs matched dense unit; "
                              "agreement of up- and gate-based matchings",
@@ -175,6 +194,9 @@ class MoeUpcycling:
                                "validity": "exact under independent initialisation"},
                 "consistency_test": {"p_value": to_p(cons_logp), "log10_p": cons_logp / LN10,
                                      "validity": "approximate (phi_MATCH-style)"},
+                "moe_side": moe_side,
+                "direction": ("candidate's experts vs the reference's dense FFN" if moe_a else
+                              "reference's experts vs the candidate's dense FFN"),
                 "path": "full weights" if full else
                         "fingerprint sketches (same-shape experts only)",
                 "residual_basis": rmap.basis,
