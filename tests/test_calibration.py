@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from modelprint.calibration import (
     CalibrationFileError,
@@ -13,6 +15,7 @@ from modelprint.calibration import (
     empirical_p,
     load_nulls,
     null_scores,
+    predictive_p,
     write_nulls,
 )
 from modelprint.calibration.nulls import default_path
@@ -44,6 +47,33 @@ def test_empirical_p_formula_and_floor() -> None:
     assert empirical_p(-1.0, panel) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         empirical_p(float("nan"), panel)
+
+
+def test_predictive_p_is_uniform_when_the_null_is_normal() -> None:
+    """A new draw from the panel's own (normal, atanh-scale) distribution: the t-prediction
+    p-value is exactly uniform, including in the tail the family-wise level needs."""
+    rng = np.random.default_rng(0)
+    ps = []
+    for _ in range(4000):
+        z = rng.normal(0.1, 0.05, size=16)
+        panel = _panel(list(np.tanh(z[:15])))
+        fit = predictive_p(float(np.tanh(z[15])), panel, fisher_z=True)
+        assert fit is not None
+        ps.append(fit[1])
+    assert stats.kstest(ps, "uniform").pvalue > 1e-3
+    assert np.mean(np.array(ps) < 0.01) < 0.01 + 3 * np.sqrt(0.01 * 0.99 / 4000)
+
+
+def test_predictive_p_goes_below_the_empirical_floor_and_refuses_tiny_panels() -> None:
+    panel = _panel([0.02, 0.05, 0.03, 0.08, 0.04, 0.06])
+    fit = predictive_p(0.9, panel, fisher_z=True)
+    assert fit is not None and fit[1] < 1e-4 < panel.floor and fit[0] > 10
+    low = predictive_p(0.0, panel, fisher_z=True)
+    assert low is not None and low[1] > 0.9
+    assert predictive_p(0.9, _panel([0.1, 0.2, 0.3, 0.4])) is None  # fewer than 5 scores
+    assert predictive_p(0.9, _panel([0.1] * 6)) is None  # no spread
+    with pytest.raises(ValueError):
+        predictive_p(float("inf"), panel)
 
 
 def test_write_and_read_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

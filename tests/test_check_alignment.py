@@ -7,10 +7,13 @@ independent models are fresh draws that share only the vocabulary.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from modelprint.arch.base import ArchInfo
+from modelprint.calibration.nulls import NullPanel, write_nulls
 from modelprint.checks.attention_cka import CHECK as CKA
 from modelprint.checks.base import ModelView
 from modelprint.checks.cka import unbiased_cka
@@ -71,6 +74,33 @@ def derive(m: dict[str, object], seed: int, noise: float = 0.3, permute: bool = 
             "k": [tweak(ks[i]) for i in pick]}
 
 
+@pytest.fixture(scope="module")
+def cka_panel_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A null panel of attention_cka scores from 12 independent pairs of this module's kind."""
+    path = tmp_path_factory.mktemp("nulls") / "nulls.json"
+    scores, names = [], []
+    for i in range(12):
+        ev = CKA.compute(view(parent(100 + i), f"a{i}"), view(parent(200 + i), f"b{i}"), {})
+        assert ev.score is not None
+        scores.append(ev.score)
+        names.append((f"a{i}", f"b{i}"))
+    write_nulls([NullPanel(check="attention_cka", statistic="score", scores=tuple(scores),
+                           pairs=tuple(names), source="independent random parents")],
+                path, created="now", generator="tests/test_check_alignment.py")
+    return path
+
+
+@pytest.fixture()
+def calibrated(cka_panel_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MODELPRINT_NULLS", str(cka_panel_file))
+    return cka_panel_file
+
+
+@pytest.fixture()
+def uncalibrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELPRINT_NULLS", str(tmp_path / "none.json"))
+
+
 def test_cka_is_one_for_a_copy_and_invariant_to_output_rotations() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 20))
@@ -87,25 +117,55 @@ def test_plain_derivative_keeps_residual_order() -> None:
     assert ev.details["identity_fraction"] > 0.9
 
 
-def test_permuted_derivative_passes_order_test_but_cka_catches_it() -> None:
+def test_permuted_derivative_passes_order_test_but_cka_catches_it(calibrated: Path) -> None:
     p = parent(1)
     d = view(derive(p, 2, permute=True), "perm")
     assert EMB.compute(d, view(p, "base"), {}).indicates_derivation is False
     ev = CKA.compute(d, view(p, "base"), {})
     assert ev.indicates_derivation is True
     assert ev.score is not None and ev.score > 0.5
+    assert ev.p_value is not None and ev.p_value < 1e-6
+    null = ev.details["null"]
+    assert null["calibrated"] is True and null["n"] == 12
+    assert null["p_empirical"] == pytest.approx(1 / 13)  # the panel's floor
+    assert "vs 12 independent pairs" in ev.summary
 
 
-def test_independent_models_are_not_called_derived() -> None:
+def test_independent_models_are_not_called_derived(calibrated: Path) -> None:
     for seed in range(3):
         a, b = view(parent(10 + seed), "a"), view(parent(20 + seed), "b")
         assert EMB.compute(a, b, {}).indicates_derivation is False
         ev = CKA.compute(a, b, {})
         assert ev.indicates_derivation is False
         assert ev.score is not None and abs(ev.score) < 0.05
+        assert ev.p_value is not None and ev.p_value > 1e-3
 
 
-def test_layer_drop_is_aligned_and_reported() -> None:
+def test_without_a_null_panel_cka_shows_its_numbers_but_cannot_decide(uncalibrated: None
+                                                                       ) -> None:
+    """No shuffle null stands in for a panel: it is invalid after a fitted alignment."""
+    p = parent(1)
+    ev = CKA.compute(view(derive(p, 2, permute=True), "perm"), view(p, "base"), {})
+    assert ev.applicable and ev.indicates_derivation is None and ev.p_value is None
+    assert ev.score is not None and ev.score > 0.5
+    assert ev.reason is not None and ev.reason.startswith("not calibrated")
+    assert ev.details["null"]["calibrated"] is False
+    assert "cannot decide" in ev.summary
+
+
+def test_the_panels_most_similar_independent_pair_is_unremarkable(calibrated: Path) -> None:
+    """A score no higher than what independent pairs reach gives a large p (a shuffle of the
+    fitted alignment would call it z > 20 on trained models)."""
+    from modelprint.calibration.nulls import null_scores, predictive_p
+
+    panel = null_scores("attention_cka", "score")
+    assert panel is not None
+    top = max(panel.scores)
+    fit = predictive_p(top, panel, fisher_z=True)
+    assert fit is not None and 1e-3 < fit[1] < 0.5
+
+
+def test_layer_drop_is_aligned_and_reported(calibrated: Path) -> None:
     p = parent(1, layers=8)
     kept = [0, 1, 2, 5, 6, 7]
     ev = CKA.compute(view(derive(p, 3, layers=kept), "dropped"), view(p, "base"), {})

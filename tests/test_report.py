@@ -236,8 +236,9 @@ def test_cka_section_draws_per_layer_curve_and_null(run: dict[str, Any], dom: An
     assert len(elements(line[0], "circle")) == len(details["per_layer"])
     strip = [s for s in elements(section, "svg") if has_class(s, "null-strip")]
     assert len(strip) == 1
-    assert f"bars: {len(details['null']['scores'])} shuffled controls" in \
-        " ".join(text_of(section).split())
+    words = " ".join(text_of(section).split())
+    assert f"bars: {len(details['null']['scores'])} independent pairs" in words
+    assert "Student-t prediction p" in words and "Empirical p against the panel" in words
     assert "shared_tokens" in text_of(section)         # the rest via the generic table
 
 

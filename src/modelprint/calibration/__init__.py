@@ -1,4 +1,4 @@
-"""Calibration: null panels of independent model pairs and empirical p-values.
+"""Calibration: null panels of independent model pairs; empirical and model-based p-values.
 
 See :mod:`modelprint.calibration.nulls` for the ``nulls.json`` format the lineage zoo writes.
 """
@@ -12,6 +12,7 @@ from modelprint.calibration.nulls import (
     load_nulls,
     null_scores,
     parse_nulls,
+    predictive_p,
     write_nulls,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "load_nulls",
     "null_scores",
     "parse_nulls",
+    "predictive_p",
     "write_nulls",
 ]
