@@ -93,6 +93,26 @@ def verdict_by_kind(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
+def lineage_distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One independent pair per unordered pair of roots (base lineages).
+
+    The zoo's independent pairs are not independent of each other: every derivative of a
+    base repeats, almost exactly, the p-value of that base against the other model, so 15
+    derivatives of one base turn one p of 0.03 into 15 "false alarms" and a KS test over all
+    pairs rejects a valid test. A validity test needs one pair per lineage pair; the pair of
+    the two roots themselves represents it when it was scored (else the first one scored)."""
+    best: dict[frozenset[str], dict[str, Any]] = {}
+    for r in records:
+        roots = r.get("roots")
+        if r["label"] != "independent" or not roots or None in roots:
+            continue
+        key = frozenset(roots)
+        is_base = {r["a"], r["b"]} == set(roots)
+        if key not in best or (is_base and {best[key]["a"], best[key]["b"]} != set(roots)):
+            best[key] = r
+    return list(best.values())
+
+
 def p_value_table(records: list[dict[str, Any]], check: str) -> dict[str, Any] | None:
     """p-values of a check on independent pairs: deciles and a KS test against U(0, 1).
 

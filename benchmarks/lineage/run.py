@@ -58,6 +58,7 @@ def _flat(pair: dict[str, Any], js: dict[str, Any] | None, seconds: float,
     cand, ref = oriented(pair)
     rec: Record = {"a": pair["a"], "b": pair["b"], "candidate": cand, "reference": ref,
                    "label": pair["label"], "kind": pair["kind"], "seconds": round(seconds, 3),
+                   "roots": list(pair.get("roots") or [pair.get("root")] * 2),
                    "checks": {}, "verdict": None, "verdict_reason": error}
     if js is None:
         return rec
