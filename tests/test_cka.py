@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from modelprint.checks.cka import Gram, PairedHSIC, hsic_matrix, hsic_u, unbiased_cka
+from modelprint.checks.unit_matching import layer_similarity
 
 
 def explicit_hsic(x: np.ndarray, y: np.ndarray) -> float:
@@ -58,3 +59,17 @@ def test_shuffling_samples_destroys_cka_of_related_matrices() -> None:
     gx, gy = Gram(x), Gram(y)
     null = PairedHSIC([gx], [gy])(rng.permutation(300))[0]
     assert abs(null / np.sqrt(hsic_u(gx, gx) * hsic_u(gy, gy))) < 0.1
+
+
+def test_too_few_samples_is_an_error_and_no_layer_similarity() -> None:
+    """Two fingerprint sketches of different widths can share only a few residual dims:
+    the estimator is undefined there (it divided by n - 3), and layer similarity says so
+    with zeros instead of crashing the check."""
+    rng = np.random.default_rng(0)
+    g = Gram(rng.normal(size=(3, 5)))
+    with pytest.raises(ValueError, match="at least 4 samples"):
+        hsic_u(g, g)
+    sim = layer_similarity({0: rng.normal(size=(3, 5))}, {0: rng.normal(size=(3, 5)),
+                                                          1: rng.normal(size=(3, 5))},
+                           [0], [0, 1])
+    assert sim.shape == (1, 2) and not sim.any()

@@ -57,9 +57,37 @@ def compute(m: dict[str, Any], recs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def fingerprint_only(full: list[dict[str, Any]], fp: list[dict[str, Any]]) -> dict[str, Any]:
+    """What giving the reference as a fingerprint (no weights) changes: the verdict's
+    confusion matrix, each check's detections and false positives in both modes, and the
+    pairs whose verdict differs, by kind."""
+    by_key = {(r["candidate"], r["reference"]): r for r in fp}
+    changed: Counter[str] = Counter()
+    examples: list[list[str]] = []
+    for r in full:
+        o = by_key.get((r["candidate"], r["reference"]))
+        if o is not None and o.get("verdict") != r.get("verdict"):
+            kind = r["kind"] if r["label"] == "derived" else "independent:" + r["kind"]
+            changed[f"{kind}: {r.get('verdict')} -> {o.get('verdict')}"] += 1
+            if len(examples) < 10:
+                examples.append([r["candidate"], r["reference"], str(r.get("verdict")),
+                                 str(o.get("verdict"))])
+    checks = {}
+    for c in (full[0]["checks"] if full else {}):
+        a, b = metrics.check_table(full, c), metrics.check_table(fp, c)
+        checks[c] = {"full": [a["true_positives"], a["false_positives"]],
+                     "fingerprint": [b["true_positives"], b["false_positives"]],
+                     "positives": a["positives"], "negatives": a["negatives"]}
+    return {"pairs": len(fp), "verdict_confusion": metrics.confusion(fp),
+            "verdict_changes": dict(sorted(changed.items())), "examples": examples,
+            "checks": checks}
+
+
 def write_results(out: Path, m: dict[str, Any], recs: list[dict[str, Any]],
-                  info: dict[str, Any]) -> None:
+                  info: dict[str, Any], fp_only: list[dict[str, Any]] | None = None) -> None:
     res = compute(m, recs)
+    if fp_only:
+        res["fingerprint_only"] = fingerprint_only(recs, fp_only)
     doc = {"format": "modelprint.lineage-results/1", "profile": m["profile"],
            "zoo_build": m.get("build", {}), "unigram_baseline": m["unigram_baseline"],
            "run": info, "machine": {"python": platform.python_version(),
@@ -131,6 +159,29 @@ def findings(res: dict[str, Any]) -> list[str]:
     if missed:
         out.append("- Derivation kinds not always detected by the verdict: " + ", ".join(missed))
     return out
+
+
+def _fp_section(fp: dict[str, Any] | None) -> list[str]:
+    L = ["", "## Fingerprint-only references", ""]
+    if not fp:
+        return [*L, "Not run (`--no-fp-only`)."]
+    conf = fp["verdict_confusion"]
+    L += [f"The same {fp['pairs']} pairs with every reference given as its `*.fp.json` "
+          "fingerprint (the candidate keeps its weights), as an audit against a reference "
+          "whose weights are not at hand runs.", "",
+          "| truth \\ verdict | derived | independent | inconclusive |", "|---|---|---|---|"]
+    for t, row in conf.items():
+        L.append(f"| {t} | {row['derived']} | {row['independent']} | {row['inconclusive']} |")
+    L += ["", "Says *derived* (true positives / false positives), full weights vs "
+          "fingerprint-only reference:", "",
+          "| check | full weights | fingerprint only |", "|---|---|---|"]
+    for c, t in fp["checks"].items():
+        L.append(f"| {c} | {t['full'][0]}/{t['positives']} · {t['full'][1]}/{t['negatives']} "
+                 f"| {t['fingerprint'][0]}/{t['positives']} · "
+                 f"{t['fingerprint'][1]}/{t['negatives']} |")
+    L += ["", "Verdicts that change: " + (", ".join(
+        f"{k} ({v})" for k, v in fp["verdict_changes"].items()) or "none") + "."]
+    return L
 
 
 def _p_rows(tables: dict[str, Any]) -> list[str]:
@@ -208,6 +259,7 @@ def markdown(m: dict[str, Any], res: dict[str, Any], info: dict[str, Any]) -> st
           "| check | n | median | share < 0.05 | KS D | KS p | one-sided KS p | validity p |",
           "|---|---|---|---|---|---|---|---|"]
     L += _p_rows(res.get("p_values_independent_all_pairs", {}))
+    L += _fp_section(res.get("fingerprint_only"))
     s = res["seed_statistic_same_recipe"]
     L += ["", "## The seed statistic on same-recipe independent models", ""]
     if s["pairs"]:

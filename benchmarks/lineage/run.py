@@ -71,25 +71,39 @@ def _flat(pair: dict[str, Any], js: dict[str, Any] | None, seconds: float,
     return rec
 
 
-def run_engine(m: dict[str, Any], pairs: list[dict[str, Any]], log: Any) -> list[Record]:
-    """Every pair through one Engine (models loaded once, fingerprints cached)."""
+def run_engine(m: dict[str, Any], pairs: list[dict[str, Any]], log: Any,
+               fp_dir: Path | None = None) -> list[Record]:
+    """Every pair through one Engine (models loaded once, fingerprints cached). With
+    ``fp_dir``, each reference is given as its ``*.fp.json`` fingerprint there instead of its
+    weights (what a user does who has no copy of a 14B reference): the candidate keeps its
+    weights, the reference only has the fingerprint's sketches."""
     from modelprint.audit import Engine, Target
     from modelprint.errors import ModelprintError
 
     engine = Engine(offline=True)
     out: list[Record] = []
+
+    def ref_path(name: str) -> str:
+        if fp_dir is None:
+            return model_path(m, name)
+        path = fp_dir / f"{name}.fp.json"
+        if not path.exists():
+            engine.model(Target(model_path(m, name), name=name)).fingerprint.save(path)
+        return str(path)
+
     for i, pair in enumerate(pairs):
         cand, ref = oriented(pair)
         t0 = time.perf_counter()
         try:
             p = engine.pair(Target(model_path(m, cand), name=cand),
-                            Target(model_path(m, ref), name=ref), expect=pair["label"])
+                            Target(ref_path(ref), name=ref), expect=pair["label"])
             js = p.to_json()
             out.append(_flat(pair, js, time.perf_counter() - t0))
         except ModelprintError as exc:
             out.append(_flat(pair, None, time.perf_counter() - t0, f"error: {exc}"))
         if (i + 1) % 25 == 0:
-            log(f"  engine: {i + 1}/{len(pairs)} pairs")
+            log(f"  engine{' (fingerprint-only references)' if fp_dir else ''}: "
+                f"{i + 1}/{len(pairs)} pairs")
     return out
 
 
@@ -194,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="pytest-xdist workers for the audits")
     ap.add_argument("--cli-pairs", type=int, default=12)
     ap.add_argument("--no-audit", action="store_true")
+    ap.add_argument("--no-fp-only", action="store_true",
+                    help="skip the second engine pass with fingerprint-only references")
     ap.add_argument("--nulls", type=Path, help="null-panel file the checks use (default: "
                     "benchmarks/lineage/nulls.json from build_nulls.py if present, else the "
                     "package's shipped file)")
@@ -214,11 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     engine = run_engine(m, pairs, log)
     t_engine = time.time() - t0
+    fp_only: list[Record] = []
+    t_fp = 0.0
+    if not a.no_fp_only:
+        (work / "fp").mkdir(exist_ok=True)
+        t0 = time.time()
+        fp_only = run_engine(m, pairs, log, fp_dir=work / "fp")
+        t_fp = time.time() - t0
     audit, audit_info = ([], {"skipped": "--no-audit"}) if a.no_audit else run_audit(
         m, pairs, work, a.jobs, log)
     cli, cli_info = run_cli(m, pairs, work, a.cli_pairs, log)
-    write_results(a.out, m, engine, {
+    write_results(a.out, m, engine, fp_only=fp_only, info={
         "engine_seconds": round(t_engine, 1),
+        "fingerprint_only": {"seconds": round(t_fp, 1), "pairs": len(fp_only)} if fp_only
+        else {"skipped": "--no-fp-only"},
         "audit": {**audit_info, "agreement": agreement(engine, audit) if audit else None},
         "cli": {**cli_info, "agreement": agreement(engine, cli) if cli else None},
         "zoo": str(zoo), "work": str(work),

@@ -65,7 +65,9 @@ def _finish(term1: np.ndarray | float, total_a: np.ndarray | float,
 
 
 def hsic_u(a: Gram, b: Gram) -> float:
-    """Unbiased HSIC estimator of two zero-diagonal Grams over the same n samples."""
+    """Unbiased HSIC estimator of two zero-diagonal Grams over the same n samples (n >= 4)."""
+    if a.n < 4:
+        raise ValueError(f"the unbiased HSIC needs at least 4 samples, not {a.n}")
     cross = a.x.T @ b.x
     term1 = float(np.vdot(cross, cross)) - float(a.sq @ b.sq)
     return float(_finish(term1, a.total, b.total, float(a.col @ b.col), a.n))

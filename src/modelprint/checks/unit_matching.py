@@ -214,11 +214,15 @@ def layer_similarity(xa: dict[int, np.ndarray], xb: dict[int, np.ndarray],
     features), e.g. ``W^T R`` for a unit matrix ``W`` and a random projection ``R`` of its unit
     axis. Invariant to the order of hidden units, so it finds related layers even when the
     units were permuted."""
+    sim = np.zeros((len(layers_a), len(layers_b)))
     ga = {i: Gram(xa[i]) for i in layers_a}
     gb = {j: Gram(xb[j]) for j in layers_b}
+    if any(g.n < 4 for g in (*ga.values(), *gb.values())):
+        # the unbiased estimator needs 4 samples: e.g. two sketches of different widths
+        # that share only a few residual dimensions -- no similarity information
+        return sim
     sa = {i: hsic_u(g, g) for i, g in ga.items()}
     sb = {j: hsic_u(g, g) for j, g in gb.items()}
-    sim = np.zeros((len(layers_a), len(layers_b)))
     for r, i in enumerate(layers_a):
         for c, j in enumerate(layers_b):
             den = sa[i] * sb[j]
