@@ -195,3 +195,41 @@ def test_no_shared_tokens_and_different_widths_is_not_applicable() -> None:
                                           num_heads=4, num_kv_heads=2, head_dim=16)
     assert not EMB.compute(a, b, {}).applicable
     assert not CKA.compute(a, b, {}).applicable
+
+
+def test_uncalibrated_layer_alignment_is_offered_only_when_far_above_independent_pairs(
+        uncalibrated: None) -> None:
+    """Without a panel the check cannot decide, but a layer drop's alignment (mean CKA ~0.9)
+    is still handed to the per-layer checks; an independent pair's alignment is not."""
+    p = parent(1, layers=8)
+    kept = [0, 1, 2, 5, 6, 7]
+    ev = CKA.compute(view(derive(p, 3, layers=kept), "dropped"), view(p, "base"), {})
+    assert ev.indicates_derivation is None
+    assert ev.details["alignment_trusted"] is True
+    assert [tuple(x) for x in ev.details["layer_map"]] == list(enumerate(kept))
+    other = CKA.compute(view(parent(30, layers=6), "a"), view(p, "base"), {})
+    assert other.details["alignment_trusted"] is False
+
+
+def test_engine_compares_seed_curves_over_the_trusted_alignment(tmp_path: Path,
+                                                                 uncalibrated: None) -> None:
+    """Different depths: the seed statistic is computed over attention_cka's layer map (not
+    interpolated) even when no null panel lets attention_cka itself decide."""
+    from modelprint.audit import Engine, Target
+
+    p = parent(1, layers=8)
+    kept = [0, 1, 2, 5, 6, 7]
+    paths = {}
+    for name, m in (("base", p), ("dropped", derive(p, 3, layers=kept))):
+        fp = view(m, name).fingerprint
+        stds = {key: [float(np.std(w, ddof=1)) for w in m[key]] for key in ("q", "k")}
+        fp.curves = {"attn.q": {"std": stds["q"]}, "attn.k": {"std": stds["k"]}}
+        paths[name] = tmp_path / f"{name}.fp.json"
+        fp.save(paths[name])
+    engine = Engine(offline=True)
+    pair = engine.pair(Target(str(paths["dropped"]), name="dropped"),
+                       Target(str(paths["base"]), name="base"))
+    assert engine.layer_map(pair.candidate, pair.reference) == [list(x) for x in
+                                                               enumerate(kept)]
+    ev = pair.evidence("attention_std")
+    assert ev.applicable, ev.reason

@@ -142,9 +142,11 @@ class Engine:
 
         Equal depths pair layer i with layer i (None). Otherwise the alignment that
         ``attention_cka`` finds by dynamic programming over its layer-by-layer CKA matrix is
-        used -- but only when that check found the attention of the two models related:
-        an alignment chosen to maximise similarity between unrelated models would bias every
-        statistic computed over it, so then the per-layer checks stay "not applicable".
+        used -- but only when that check trusts it (``details.alignment_trusted``: it found
+        the attention related against its null panel, or, uncalibrated, the aligned layers
+        are far more similar than any independent pair measured): an alignment chosen to
+        maximise similarity between unrelated models would bias every statistic computed over
+        it, so then the per-layer checks stay "not applicable".
         """
         a, b = self.model(candidate), self.model(reference)
         if a.fingerprint.num_layers == b.fingerprint.num_layers or \
@@ -153,7 +155,7 @@ class Engine:
         aligner = self.registry[LAYER_ALIGNER]
         ev, _ = self.evidence(candidate, reference, LAYER_ALIGNER,
                               dict(getattr(aligner, "default_options", {})))
-        if ev.indicates_derivation is not True:
+        if ev.details.get("alignment_trusted") is not True:
             return None
         mapping = ev.details.get("layer_map")
         return [list(map(int, x)) for x in mapping] if mapping else None

@@ -26,7 +26,11 @@ panel p is reported beside it, and the check indicates derivation only when that
 ``alpha`` and the score reaches ``min_score`` (0.05, an order of magnitude above AWM's
 independent pairs). Without a panel the check reports its numbers and gives no information
 ("not calibrated") -- it never decides on an uncalibrated score. Its layer alignment is still
-computed and shown.
+computed and shown, and offered to the other per-layer checks (``details.alignment_trusted``)
+when the check indicates derivation, or, without a usable panel, when the mean CKA over the
+alignment reaches ``TRUSTED_ALIGNMENT`` (0.5: above every independent pair measured -- 0.28 on
+the lineage zoo, 0.004 +- 0.003 for AWM's 7B-14B pairs). That only decides which layers the
+weak curve checks compare; it never makes a verdict.
 
 Cost: the HSICs are computed from the d x 32 projection sketches without forming any d x d
 Gram (``checks/cka.py``), batched over layers and roles; a shuffle permutes d rows of the
@@ -137,6 +141,8 @@ def _aligned(pa: dict[tuple[str, int], np.ndarray], pb: dict[tuple[str, int], np
     return pa, {k: v[idx] * sign for k, v in pb.items()}
 
 
+#: Mean aligned CKA above which an uncalibrated layer alignment is used by the per-layer checks.
+TRUSTED_ALIGNMENT = 0.5
 NOT_CALIBRATED = ("no null panel of independent pairs for attention_cka; a shuffle of residual "
                   "dimensions is no null after an alignment chosen to match the two models")
 P_METHOD = ("Student-t prediction p on the atanh scale from the panel's mean and sd "
@@ -238,6 +244,8 @@ class AttentionCKA:
                 np.nan_to_num(sim, nan=0.0).round(4).tolist(),
                 "null": null,
                 "z": fit[0] if fit is not None else None,
+                "alignment_trusted": bool(indicates) if indicates is not None
+                else score >= TRUSTED_ALIGNMENT,
                 "reference_values": "AWM: independent 7B-14B pairs 0.004 ± 0.003",
             },
         )
