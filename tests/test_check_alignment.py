@@ -233,3 +233,10 @@ def test_engine_compares_seed_curves_over_the_trusted_alignment(tmp_path: Path,
                                                                enumerate(kept)]
     ev = pair.evidence("attention_std")
     assert ev.applicable, ev.reason
+
+
+def test_an_untrusted_layer_alignment_is_not_stated_as_a_finding(uncalibrated: None) -> None:
+    ev = CKA.compute(view(parent(30, layers=6), "a"), view(parent(1, layers=8), "base"), {})
+    assert ev.details["alignment_trusted"] is False
+    assert "candidate layers" not in ev.summary and "not trusted" in ev.summary
+    assert ev.details["layer_alignment"].startswith("candidate layers")  # kept for the reader

@@ -407,3 +407,20 @@ def test_upper_z_grid_of_and_number_formats() -> None:
     assert fmt(1024.0) == "1024" and fmt(-15106.86) == "-15107"
     assert fmt(0.99999999) == "1 − 1e-08"
     assert fmt_p(0.0) == "< 1e-300"
+
+
+@pytest.mark.parametrize(("applicable", "outcome", "label"), [
+    (False, "skipped", "n.a."), (True, "skipped", "no info"), (True, "passed", "pass"),
+    (True, "failed", "fail")])
+def test_summary_cell_tells_not_applicable_from_no_information(
+        applicable: bool, outcome: str, label: str) -> None:
+    """An uncalibrated attention_cka or flat seed curves apply but say nothing: the summary
+    must not call them 'not applicable'."""
+    from modelprint.report.view import CheckView
+
+    c = CheckView(name="x", anchor="a", strength="decisive", applicable=applicable, score=0.9,
+                  threshold=0.05, p_value=None, indicates=None if outcome == "skipped" else
+                  outcome == "failed", summary="", reason="", outcome=outcome,
+                  description="", details={}, raw={})
+    assert c.outcome_label == label
+    assert c.outcome_class == {"pass": "pass", "fail": "fail"}.get(label, "na")

@@ -228,8 +228,13 @@ class AttentionCKA:
                 indicates = bool(p <= alpha and score >= min_score)
                 calib = (f"p = {p:.2g} vs {panel.size} independent pairs (t = {fit[0]:.1f}; "
                          f"empirical p {p_emp:.3g})")
+        trusted = bool(indicates) if indicates is not None else score >= TRUSTED_ALIGNMENT
+        said = alignment_text
+        if alignment_text and not trusted:
+            said = ("layers paired by dynamic programming, an alignment not trusted (the "
+                    "layers are no more similar than independent models' can be)")
         summary = (f"mean CKA of aligned Q/K weights {score:.3f} over {len(per_layer)} layers; "
-                   + calib + (f"; {alignment_text}" if alignment_text else ""))
+                   + calib + (f"; {said}" if said else ""))
         return Evidence(
             check=self.name, strength=self.strength, applicable=True, score=score,
             threshold=min_score, p_value=p, indicates_derivation=indicates, summary=summary,
@@ -244,8 +249,7 @@ class AttentionCKA:
                 np.nan_to_num(sim, nan=0.0).round(4).tolist(),
                 "null": null,
                 "z": fit[0] if fit is not None else None,
-                "alignment_trusted": bool(indicates) if indicates is not None
-                else score >= TRUSTED_ALIGNMENT,
+                "alignment_trusted": trusted,
                 "reference_values": "AWM: independent 7B-14B pairs 0.004 ± 0.003",
             },
         )

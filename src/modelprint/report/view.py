@@ -234,13 +234,15 @@ class CheckView:
 
     @property
     def outcome_label(self) -> str:
+        if self.outcome == "skipped" and self.applicable:
+            return "no info"  # applies, but e.g. flat curves or no calibration
         if self.outcome in OUTCOME_LABELS:
             return OUTCOME_LABELS[self.outcome]
         return "n.a." if not self.applicable else "—"
 
     @property
     def outcome_class(self) -> str:
-        return {"pass": "pass", "fail": "fail", "n.a.": "na"}.get(self.outcome_label, "na")
+        return {"pass": "pass", "fail": "fail"}.get(self.outcome_label, "na")
 
 
 @dataclass
