@@ -169,3 +169,29 @@ def test_json_round_trip(tmp_path: Path) -> None:
     assert back.curve("attn.q") == fp.curve("attn.q")
     assert back.vector("attn.q_bias", 1) == fp.vector("attn.q_bias", 1)
     assert all(math.isfinite(v) for v in back.curve("attn.q") or [])
+
+
+def test_format_2_is_written_format_1_is_read_newer_sketches_are_refused(
+        tmp_path: Path) -> None:
+    from modelprint.cli import main
+    from modelprint.errors import FingerprintFormatError
+    from modelprint.fingerprint.sketches import SKETCH_VERSION
+
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    fp = _fingerprint(m.path)
+    fp.save(tmp_path / "new.fp.json")
+    doc = json.loads((tmp_path / "new.fp.json").read_text())
+    assert doc["format"] == "modelprint.fingerprint/2"
+    assert doc["sketches"]["version"] == SKETCH_VERSION and doc["sketches"]["projection"]
+    # a /1 file from an older modelprint, without sketches: read, curves intact
+    old = {k: v for k, v in doc.items() if k != "sketches"}
+    old["format"] = "modelprint.fingerprint/1"
+    (tmp_path / "old.fp.json").write_text(json.dumps(old))
+    back = Fingerprint.load(tmp_path / "old.fp.json")
+    assert back.curve("attn.q") == fp.curve("attn.q") and not back.sketches
+    # sketches of a future version: refused, not misread
+    doc["sketches"]["version"] = SKETCH_VERSION + 1
+    (tmp_path / "future.fp.json").write_text(json.dumps(doc))
+    with pytest.raises(FingerprintFormatError, match=r"sketch version .* re-create"):
+        Fingerprint.load(tmp_path / "future.fp.json")
+    assert main(["compare", str(tmp_path / "future.fp.json"), str(tmp_path / "new.fp.json")]) == 2

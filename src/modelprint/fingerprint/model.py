@@ -4,9 +4,19 @@ It is what one streaming pass over a model produces and what a ``*.fp.json`` fil
 reference whose weights are not at hand can still be compared. Readers ignore keys they do
 not know; :data:`FORMAT` is bumped when the meaning of an existing key changes.
 
+Versions: ``modelprint.fingerprint/2`` makes the ``sketches`` section (its own ``version``,
+:data:`modelprint.fingerprint.sketches.SKETCH_VERSION`) part of the format: the embedding rows
+of sampled token strings, seeded sub-matrices and the Q/K projection sketches that
+``identity``, ``weights_cosine``, ``embedding_alignment``, ``attention_cka``,
+``mlp_matching`` and ``moe_upcycling`` read when the weights are absent. Files of format
+``/1`` (statistics, curves and vectors; sketches optional) are still read -- the
+sketch-based checks then say "not applicable" for want of sketches. A sketch version newer
+than this modelprint reads is refused with a message to re-create the file, rather than
+silently compared as if it meant what this version's sketches mean.
+
 JSON layout (see CONTRACT.md)::
 
-    {"format": "modelprint.fingerprint/1",
+    {"format": "modelprint.fingerprint/2",
      "model": {"reference", "kind", "revision", "files": {relpath: sha256}, "modelprint_version"},
      "architecture": {ArchInfo fields},
      "tensors": [{"role","layer","expert","tensor","shape","dtype","count","mean","std","l2",
@@ -29,10 +39,11 @@ from typing import Any
 from modelprint._atomic import atomic_write_text
 from modelprint.arch.base import ArchInfo
 from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint.sketches import SKETCH_VERSION
 
-FORMAT = "modelprint.fingerprint/1"
-#: Formats this version reads (older ones are listed here as they are retired with a shim).
-READABLE_FORMATS = (FORMAT,)
+FORMAT = "modelprint.fingerprint/2"
+#: Formats this version reads: /1 files lack (or may lack) the sketches section.
+READABLE_FORMATS = (FORMAT, "modelprint.fingerprint/1")
 
 
 @dataclass
@@ -133,11 +144,20 @@ class Fingerprint:
                        for t in data.get("tensors", [])]
         except (KeyError, TypeError, AttributeError) as exc:
             raise FingerprintFormatError(where, f"missing or malformed field: {exc}") from None
+        sketches = data.get("sketches", {}) or {}
+        if not isinstance(sketches, dict):
+            raise FingerprintFormatError(where, "'sketches' must be an object")
+        version = sketches.get("version", SKETCH_VERSION)
+        if sketches and (not isinstance(version, int) or isinstance(version, bool)
+                         or not 1 <= version <= SKETCH_VERSION):
+            raise FingerprintFormatError(
+                where, f"sketch version {version!r} is not readable by this modelprint (reads "
+                f"1-{SKETCH_VERSION}); re-create it with `modelprint fingerprint`")
         return cls(
             model=model, architecture=arch, tensors=tensors,
             curves=data.get("curves", {}), vectors=data.get("vectors", {}),
             documents=data.get("documents", {}), metadata=data.get("metadata", {}),
-            sketches=data.get("sketches", {}), format=fmt,
+            sketches=sketches, format=fmt,
         )
 
     def save(self, path: str | Path) -> None:
