@@ -243,3 +243,23 @@ def test_unwritable_output_is_an_input_error(tmp_path: Path,
     code = cli.main(["fingerprint", str(m.path), "-o", str(blocker / "sub" / "x.fp.json")])
     assert code == 2
     _assert_one_line(capsys.readouterr().err, "x.fp.json", "cannot write")
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(("fixture", "family", "layers", "heads"), [
+    ("minilm_dir", "bert", 6, "heads 12 / kv heads 12"),
+    ("smollm2_gguf", "llama", 30, "heads 9 / kv heads 3"),
+    ("gemma3_gguf", "gemma3", 18, "heads 4 / kv heads 1"),
+])
+def test_cli_fingerprints_the_real_models(fixture: str, family: str, layers: int, heads: str,
+                                          tmp_path: Path, request: pytest.FixtureRequest,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`modelprint fingerprint` as a user types it, on the three models of MODELS.md."""
+    model = request.getfixturevalue(fixture)
+    out = tmp_path / "real.fp.json"
+    assert cli.main(["fingerprint", str(model), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    fp = Fingerprint.load(out)
+    assert fp.architecture.family == family and fp.num_layers == layers
+    assert f"{layers} layers" in text and heads in text and str(out) in text
+    assert fp.sketches.get("projection") and fp.sketches.get("embedding")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,84 @@ def test_json_safe_makes_plain_python_types() -> None:
                      "c": np.arange(2.0), "d": float("nan"), "e": (1, np.float32(2.0))})
     assert out == {"a": 0.5, "b": [3, True], "c": [0.0, 1.0], "d": None, "e": [1, 2.0]}
     assert type(out["a"]) is float and type(out["b"][0]) is int and type(out["b"][1]) is bool
+
+
+def test_real_run_writes_a_valid_escaped_self_contained_html_report(
+        pytester: pytest.Pytester, zoo: dict[str, Path]) -> None:
+    """The report of an actual ``pytest`` run (not a hand-made result): every pair and check,
+    strict HTML5, no external resource, and a hostile reference name and a planted license
+    excerpt shown as text."""
+    from tests.synth import make_model
+    from tests.test_report import elements, has_class, parse, text_of
+
+    made = make_model(pytester.path / "models", "qwen2", seed=5).path
+    evil = "<script>alert(1)<\\script>"  # a directory name cannot hold '/'
+    cand = made.rename(made.parent / evil)
+    (cand / "NOTICE").write_text("Copyright 2024 Alibaba Cloud. <img src=x onerror=alert(2)>\n"
+                                 "Licensed under the Tongyi Qianwen LICENSE AGREEMENT\n")
+    audit(pytester, "a", f"candidate: 'models/{evil}'\nreferences:\n"
+                         "  - model: models/base.fp.json\n    name: base\n"
+                         "  - model: models/other.fp.json\n    name: other\n"
+                         "checks: {license: {claimed_vendor: acme}, weights_cosine: {}, "
+                         "attention_std: {}}\n")
+    result, _, data = run(pytester)
+    assert result.ret in (0, 1)
+    page = pytester.path / "out" / "audit.html"
+    assert f"HTML report: {page}" in result.stdout.str()
+    html = page.read_text(encoding="utf-8")
+    dom = parse(html)                        # strict html5lib: raises on a parse error
+    assert not elements(dom, "script")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    for e in dom.iter():
+        assert not any(str(a).lower().startswith("on") for a in e.attrib), e.attrib
+    body = text_of(dom)
+    assert data is not None and len(data["pairs"]) == 2
+    for pair in data["pairs"]:
+        assert pair["reference"]["name"] in body
+        for check in pair["checks"]:
+            assert check in body
+    assert "&lt;script&gt;alert(1)&lt;" in html and evil in body
+    excerpts = " ".join(text_of(p) for p in elements(dom, "pre") if has_class(p, "excerpt"))
+    assert "<img src=x onerror=alert(2)>" in excerpts
+
+
+def test_each_model_loads_once_per_session_into_the_given_cache_dir(
+        pytester: pytest.Pytester, zoo: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two references x every check = 22 items, but three models: three loads. The fingerprint
+    of the weights goes to --modelprint-cache-dir, and a second session reuses it."""
+    import modelprint.models as models
+    from tests.synth import make_model
+
+    calls: list[str] = []
+    real = models.load_model
+
+    def counting(reference: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(reference)
+        return real(reference, *args, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", counting)
+    cand = make_model(pytester.path / "models", "llama", seed=7).path
+    audit(pytester, "a", f"candidate: models/{cand.name}\n"
+                         "references: [models/base.fp.json, models/other.fp.json]\n")
+    cache = pytester.path / "fp-cache"
+    result, items, _ = run(pytester, f"--modelprint-cache-dir={cache}")
+    assert result.ret == 0 and len(items) == 22
+    assert sorted(calls) == sorted([f"models/{cand.name}", "models/base.fp.json",
+                                    "models/other.fp.json"])
+    entries = list(cache.rglob("*.fp.json"))
+    assert len(entries) == 1            # the safetensors candidate; fp.json files need none
+    stamp = entries[0].stat().st_mtime_ns
+    result, _, _ = run(pytester, f"--modelprint-cache-dir={cache}")
+    assert result.ret == 0 and entries[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_offline_option_never_asks_the_hub(pytester: pytest.Pytester, zoo: dict[str, Path],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(pytester.path / "empty-hf-home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    audit(pytester, "a", "candidate: models/other.fp.json\n"
+                         "references: ['hf:some-org/absent-model']\n")
+    result, _, _ = run(pytester, "--modelprint-offline")
+    out = result.stdout.str()
+    assert result.ret in (1, 2)
+    assert "offline" in out and "some-org/absent-model" in out
