@@ -31,6 +31,14 @@ test: $(VENV)/.installed
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 tests/
 
+# The lineage benchmark (benchmarks/lineage/README.md): build the zoo (< 1 h on 2 cores,
+# cached), the null panels from its calibration split, then score every evaluation pair.
+# `make bench BENCH_FLAGS=--small` runs the few-minute variant.
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.lineage.zoo $(BENCH_FLAGS)
+	$(BIN)/python -m benchmarks.lineage.build_nulls $(BENCH_FLAGS)
+	$(BIN)/python -m benchmarks.lineage.run $(BENCH_FLAGS)
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy

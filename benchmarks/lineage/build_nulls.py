@@ -27,9 +27,15 @@ from .zoo import DEFAULT_CACHE
 #: Statistics checks report at the top level of ``Evidence.details`` and look up in panels.
 DETAIL_STATS = ("r_detrended", "r_residual", "vector_centred_r")
 REPO = Path(__file__).resolve().parents[2]
-#: Written here, next to RESULTS.md; shipping it means copying it to
-#: src/modelprint/calibration/nulls.json (the package default, owned by the checks).
-DEFAULT_OUT = Path(__file__).resolve().parent / "nulls.json"
+#: Written here, next to RESULTS.md (``nulls.json`` for the full zoo, ``nulls-<profile>.json``
+#: otherwise, so a --small run never replaces the full panels); shipping one means copying it
+#: to src/modelprint/calibration/nulls.json (the package default, owned by the checks).
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "nulls.json"
+
+
+def default_out(profile: str) -> Path:
+    return DEFAULT_OUT if profile == "full" else HERE / f"nulls-{profile}.json"
 SHIPPED = REPO / "src" / "modelprint" / "calibration" / "nulls.json"
 
 
@@ -74,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", type=Path)
     ap.add_argument("--small", action="store_true")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help=f"default {DEFAULT_OUT}; use --out {SHIPPED} to ship the panels")
+    ap.add_argument("--out", type=Path, default=None,
+                    help=f"default {DEFAULT_OUT} (nulls-<profile>.json for other profiles); "
+                    f"use --out {SHIPPED} to ship the panels")
     a = ap.parse_args(argv)
     zoo = a.zoo or DEFAULT_CACHE / ("small" if a.small else "full")
 
@@ -105,9 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                         pairs=tuple(p for _, p in vals), source=source, method=method)
               for (c, s), vals in sorted(values.items())]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    write_nulls(panels, a.out, created=created, generator="benchmarks/lineage/build_nulls.py",
+    out = a.out or default_out(m["profile"])
+    write_nulls(panels, out, created=created, generator="benchmarks/lineage/build_nulls.py",
                 note=f"hold-out split: calibration roots {roots}; scored pairs never touch them")
-    log(f"wrote {a.out}: " + ", ".join(f"{p.check}/{p.statistic} n={p.size}" for p in panels))
+    log(f"wrote {out}: " + ", ".join(f"{p.check}/{p.statistic} n={p.size}" for p in panels))
     return 0
 
 

@@ -199,6 +199,19 @@ def agreement(a: list[Record], b: list[Record]) -> dict[str, Any]:
             "examples": examples[:10]}
 
 
+def check_profile(nulls: Path, profile: str) -> None:
+    """Refuse panels built from another zoo profile (their models are not this zoo's
+    calibration split, and their scale differs)."""
+    if not nulls.exists():
+        return
+    doc = json.loads(nulls.read_text())
+    sources = {e.get("source", "") for by in doc.get("panels", {}).values() for e in by.values()}
+    other = [s for s in sources if "profile)" in s and f"({profile} profile)" not in s]
+    if other:
+        raise SystemExit(f"{nulls}: null panels from another zoo profile ({other[0][:80]}...); "
+                         f"rebuild them with build_nulls for the {profile} profile")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", type=Path, help="directory of manifest.json "
@@ -219,10 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    nulls = a.nulls or (HERE / "nulls.json" if (HERE / "nulls.json").exists() else None)
-    if nulls:
-        os.environ["MODELPRINT_NULLS"] = str(nulls.resolve())
     m = load_manifest(zoo)
+    from .build_nulls import default_out
+
+    nulls = a.nulls or (default_out(m["profile"]) if default_out(m["profile"]).exists()
+                        else None)
+    if nulls:
+        check_profile(nulls, m["profile"])
+        os.environ["MODELPRINT_NULLS"] = str(nulls.resolve())
     pairs = select(m, "evaluation")
     work = Path(tempfile.mkdtemp(prefix="run-", dir=zoo))
     os.environ.setdefault("MODELPRINT_CACHE_DIR", str(DEFAULT_CACHE / "mp-cache"))
