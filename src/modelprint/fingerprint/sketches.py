@@ -13,7 +13,10 @@ Two more sketches serve the alignment checks (AWM, arXiv 2510.06738):
 
 * ``embedding``: the embedding rows of up to :data:`EMBED_TOKENS` token strings, chosen as the
   tokens whose sha256 is smallest (a bottom-k sample of the vocabulary: two models that share
-  most of a vocabulary share most of their samples, whatever their token ids), float16.
+  most of a vocabulary share most of their samples, whatever their token ids), float16. Since
+  sketch version 2 the strings are in the canonical spelling of
+  :func:`modelprint.fingerprint.tokens.canonical_token` (byte-level "Ġthe" and SentencePiece
+  "▁the" are both " the"), which is what is hashed, stored and matched.
 * ``projection``: per layer, ``W^T R`` for the attention Q and K weights ``W`` (out x d) and a
   seeded Gaussian ``R`` (out x :data:`PROJ_DIM`) / sqrt(PROJ_DIM): the residual axis stays
   whole (it is what the embedding alignment permutes) while the output axis, which linear CKA
@@ -33,13 +36,15 @@ from typing import Any
 
 import numpy as np
 
+from modelprint.fingerprint.tokens import canonical_token
+
 SKETCH_ROWS = 64
 SKETCH_COLS = 64
 MAX_EXPERTS = 8
 EMBED_TOKENS = 1024
 PROJ_DIM = 32
 PROJ_ROLES = ("attn.q", "attn.k")
-SKETCH_VERSION = 1
+SKETCH_VERSION = 2
 
 
 def slot_key(role: str, layer: int | None, expert: int | None) -> str:
@@ -71,11 +76,12 @@ def decode(entry: dict[str, Any]) -> np.ndarray:
 
 
 def token_sample(vocab: list[str], k: int = EMBED_TOKENS) -> list[tuple[str, int]]:
-    """The bottom-k token strings by sha256, with their ids (first id wins on duplicates)."""
+    """The bottom-k canonical token strings by sha256, with their ids (first id wins when two
+    tokens share a canonical form)."""
     first: dict[str, int] = {}
     for i, tok in enumerate(vocab):
-        if isinstance(tok, str) and tok not in first:
-            first[tok] = i
+        if isinstance(tok, str):
+            first.setdefault(canonical_token(tok), i)
     keyed = sorted(first, key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
     return [(t, first[t]) for t in keyed[:k]]
 

@@ -1,0 +1,69 @@
+"""Token strings in one spelling, so vocabularies of different tokenizer families can meet.
+
+The alignment checks match two models' embeddings over the tokens both vocabularies hold, by
+string (AWM, arXiv 2510.06738). Tokenizers spell the same text differently: GPT-2-style
+byte-level BPE (Llama 3, Qwen, SmolLM2) writes every byte as a printable stand-in ("Ġ" for a
+space, "Ċ" for a newline), SentencePiece (Llama 2, Gemma, Mistral) writes a space as "▁" and
+unencodable bytes as "<0x0A>". Compared raw, SmolLM2 and Gemma 3 share 61 of their 1024
+sampled tokens; in the spelling below, 176. :func:`canonical_token` decodes both to the text a
+token stands for:
+
+* a token all of whose characters are byte-level stand-ins is decoded to its bytes and then
+  to UTF-8 -- always when one stand-in is not a plain character (code point >= 256, like
+  "Ġ"; invalid sequences, i.e. part of a multi-byte character, keep a replacement character,
+  so they only match each other), else only when the bytes are valid UTF-8 ("Ã©" -> "é",
+  while a SentencePiece "é" stays "é");
+* "<0xHH>" byte tokens become that byte (Latin-1);
+* otherwise "▁" becomes a space.
+
+WordPiece ("##ing") and plain vocabularies are unchanged. The map is applied until nothing
+changes, so it is idempotent: a canonical token is its own canonical form.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+_SPIECE_SPACE = "\u2581"
+
+
+@cache
+def _byte_stand_ins() -> dict[str, int]:
+    """GPT-2's ``bytes_to_unicode`` inverted: printable stand-in character -> byte value."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    chars = dict(zip(printable, printable, strict=True))
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = 256 + extra
+            extra += 1
+    return {chr(c): b for b, c in chars.items()}
+
+
+def canonical_token(token: str) -> str:
+    """The text ``token`` stands for, in one spelling across tokenizer families."""
+    for _ in range(len(token) + 1):  # each step shortens the token or leaves it as it is
+        step = _decode_once(token)
+        if step == token:
+            break
+        token = step
+    return token
+
+
+def _decode_once(token: str) -> str:
+    m = _BYTE_TOKEN.fullmatch(token)
+    if m:
+        return bytes([int(m.group(1), 16)]).decode("latin-1")
+    table = _byte_stand_ins()
+    if token and all(c in table for c in token):
+        raw = bytes(table[c] for c in token)
+        if any(ord(c) >= 256 for c in token):
+            return raw.decode("utf-8", "replace")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return token
+    return token.replace(_SPIECE_SPACE, " ")
