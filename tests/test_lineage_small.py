@@ -15,6 +15,8 @@ import pytest
 import torch
 from benchmarks.lineage.zoo import build_zoo
 
+from tests.test_lineage_zoo import zoo_verdict as _verdict
+
 SUBSET = ["llama-s.seed0", "llama-s.seed1", "llama-s.seed0.sft_a",
           "llama-s.seed0.permute_residual", "llama-s.seed0.layer_drop"]
 
@@ -37,15 +39,6 @@ def no_panels(tmp_path_factory: pytest.TempPathFactory) -> Any:
     mp.setenv("MODELPRINT_NULLS", str(tmp_path_factory.mktemp("nulls") / "none.json"))
     yield
     mp.undo()
-
-
-def _verdict(zoo: dict[str, Any], cand: str, ref: str) -> tuple[str, str]:
-    from modelprint.audit import Engine, Target
-
-    def path(name: str) -> str:
-        return str((zoo["_root"] / zoo["models"][name]["path"]).resolve())
-
-    return Engine(offline=True).pair(Target(path(cand)), Target(path(ref))).verdict()
 
 
 def test_bases_are_trained(small: dict[str, Any]) -> None:

@@ -151,7 +151,8 @@ def test_same_recipe_rebuilds_bit_identical(zoo: dict[str, Any]) -> None:
     assert a.read_bytes() == (b / "model.safetensors").read_bytes()
 
 
-def _verdict(zoo: dict[str, Any], cand: str, ref: str) -> tuple[str, str]:
+def zoo_verdict(zoo: dict[str, Any], cand: str, ref: str) -> tuple[str, str]:
+    """The engine's verdict for two models of a built zoo (also used by the small-zoo test)."""
     from modelprint.audit import Engine, Target
     pair = Engine(offline=True).pair(Target(str(_path(zoo, cand))), Target(str(_path(zoo, ref))))
     return pair.verdict()
@@ -160,7 +161,7 @@ def _verdict(zoo: dict[str, Any], cand: str, ref: str) -> tuple[str, str]:
 @pytest.mark.parametrize("cand", ["llama-t.seed0.sft_a", "llama-t.seed0.permute",
                                   "llama-t.seed0.gguf_q8_0", "llama-t.seed0.moe"])
 def test_derivatives_get_a_derived_verdict(zoo: dict[str, Any], cand: str) -> None:
-    verdict, reason = _verdict(zoo, cand, "llama-t.seed0")
+    verdict, reason = zoo_verdict(zoo, cand, "llama-t.seed0")
     assert verdict == "derived", reason
 
 
@@ -170,7 +171,7 @@ def test_derivatives_get_a_derived_verdict(zoo: dict[str, Any], cand: str) -> No
                                       ("qwen2-t.seed0", "llama-t.seed0")])
 def test_independent_models_never_get_a_derived_verdict(zoo: dict[str, Any], cand: str,
                                                         ref: str) -> None:
-    verdict, reason = _verdict(zoo, cand, ref)
+    verdict, reason = zoo_verdict(zoo, cand, ref)
     assert verdict != "derived", reason
 
 
