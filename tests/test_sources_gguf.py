@@ -250,3 +250,38 @@ def test_gemma3_real(gemma3_gguf: Path) -> None:
     raw = np.frombuffer(b"".join(bytes(m) for m in src.iter_raw_bytes("blk.0.attn_q.weight")),
                         np.uint8).reshape(1024, -1)
     assert np.array_equal(q, gguf.quants.dequantize(raw, Q.Q5_0))
+
+
+@pytest.mark.parametrize("qtype", [Q.Q8_0, Q.Q4_0, Q.Q5_0, Q.F16, Q.BF16, Q.F32])
+def test_scattered_rows_are_gathered_in_one_decode_and_equal_row_by_row(
+        tmp_path: Path, qtype: Q) -> None:
+    """The embedding sketch reads ~1000 scattered rows: one gather + one decode must give
+    exactly what reading them one by one gives (repeats and the last row included)."""
+    w = _rand((40, 256), 11)
+    f = write_gguf(tmp_path / "m.gguf", "qwen2", {"token_embd.weight": (w, qtype)})
+    src = GGUFSource(f)
+    rows = np.array([0, 3, 3, 4, 17, 38, 39])
+    one_by_one = np.concatenate([src.read_rows("token_embd.weight", int(r), int(r) + 1)
+                                 for r in rows])
+    np.testing.assert_array_equal(src.read_row_set("token_embd.weight", rows), one_by_one)
+
+
+def test_permuted_qk_rows_take_the_run_by_run_path(tmp_path: Path) -> None:
+    q_hf = _rand((HEADS * HEAD_DIM, HIDDEN), 4)
+    f = write_gguf(tmp_path / "m.gguf", "llama", {"blk.0.attn_q.weight": (
+        llama_permute(q_hf, HEADS), Q.F32)})
+    src = GGUFSource(f)
+    rows = np.array([1, 2, 9, 30])
+    np.testing.assert_array_equal(src.read_row_set("blk.0.attn_q.weight", rows), q_hf[rows])
+
+
+@pytest.mark.real
+def test_scattered_rows_of_real_k_quants(gemma3_gguf: Path) -> None:
+    """Gemma 3's K-quantised tensors (which gguf can decode but not encode)."""
+    src = GGUFSource(gemma3_gguf)
+    rows = np.array([0, 5, 5, 300, 639])  # within the 640 rows of ffn_down
+    for name, info in src.tensors().items():
+        if len(info.shape) == 2 and name in ("token_embd.weight", "blk.0.ffn_up.weight",
+                                             "blk.0.ffn_down.weight"):
+            one = np.concatenate([src.read_rows(name, int(r), int(r) + 1) for r in rows])
+            np.testing.assert_array_equal(src.read_row_set(name, rows), one)

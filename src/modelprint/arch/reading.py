@@ -74,21 +74,13 @@ def _hf_row_index(slot: RoleSlot, rows: int, select: Sequence[int] | np.ndarray 
 
 
 def _read_index(source: ModelSource, name: str, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (any order) of a stored tensor, reading contiguous runs only."""
+    """Rows ``idx`` (any order) of a stored tensor (the source reads them as it reads best)."""
     if idx.size == 0:
         shape = source.tensors()[name].shape
         return np.zeros((0, *shape[1:]), dtype=np.float32)
     order = np.argsort(idx, kind="stable")
-    sorted_idx = idx[order]
-    pieces = []
-    run_start = 0
-    for k in range(1, len(sorted_idx) + 1):
-        if k == len(sorted_idx) or sorted_idx[k] != sorted_idx[k - 1] + 1:
-            lo, hi = int(sorted_idx[run_start]), int(sorted_idx[k - 1]) + 1
-            pieces.append(np.asarray(source.read_rows(name, lo, hi), dtype=np.float32))
-            run_start = k
     # One stored row per entry of ``idx`` (a repeated index starts a new run), sorted.
-    data = np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
+    data = np.asarray(source.read_row_set(name, idx[order]), dtype=np.float32)
     out = np.empty_like(data)
     out[order] = data
     return out

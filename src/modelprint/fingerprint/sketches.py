@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,8 +83,9 @@ def token_sample(vocab: list[str], k: int = EMBED_TOKENS) -> list[tuple[str, int
     for i, tok in enumerate(vocab):
         if isinstance(tok, str):
             first.setdefault(canonical_token(tok), i)
-    keyed = sorted(first, key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
-    return [(t, first[t]) for t in keyed[:k]]
+    keyed = heapq.nsmallest(k, first,
+                            key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
+    return [(t, first[t]) for t in keyed]
 
 
 def projection_matrix(out_dim: int, k: int = PROJ_DIM) -> np.ndarray:

@@ -46,6 +46,9 @@ def _byte_stand_ins() -> dict[str, int]:
 def canonical_token(token: str) -> str:
     """The text ``token`` stands for, in one spelling across tokenizer families."""
     for _ in range(len(token) + 1):  # each step shortens the token or leaves it as it is
+        if token.isascii() and not token.startswith("<0x"):
+            # printable ASCII stands for itself in byte-level BPE; no "▁": nothing to change
+            return token
         step = _decode_once(token)
         if step == token:
             break
@@ -57,6 +60,8 @@ def _decode_once(token: str) -> str:
     m = _BYTE_TOKEN.fullmatch(token)
     if m:
         return bytes([int(m.group(1), 16)]).decode("latin-1")
+    if _SPIECE_SPACE in token:  # "▁" is no byte-level stand-in: a SentencePiece token
+        return token.replace(_SPIECE_SPACE, " ")
     table = _byte_stand_ins()
     if token and all(c in table for c in token):
         raw = bytes(table[c] for c in token)

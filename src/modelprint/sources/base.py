@@ -80,6 +80,19 @@ class ModelSource(ABC):
     def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``[start, stop)`` along axis 0, shape ``(stop-start, *shape[1:])``."""
 
+    def read_row_set(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (sorted, repeats allowed) along axis 0, one call per contiguous run.
+        Sources that can decode scattered rows at once (GGUF) override it: a sample of 1024
+        embedding rows is then one decode instead of a thousand."""
+        pieces = []
+        run_start = 0
+        for k in range(1, len(rows) + 1):
+            if k == len(rows) or rows[k] != rows[k - 1] + 1:
+                lo, hi = int(rows[run_start]), int(rows[k - 1]) + 1
+                pieces.append(np.asarray(self.read_rows(name, lo, hi), dtype=np.float32))
+                run_start = k
+        return np.concatenate(pieces, axis=0) if len(pieces) > 1 else pieces[0]
+
     @abstractmethod
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         """The tensor's stored bytes in chunks (for sha256), exactly as on disk."""

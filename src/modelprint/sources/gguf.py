@@ -231,6 +231,25 @@ class GGUFSource(ModelSource):
         block = self._stored_rows(t, lo, hi)
         return np.ascontiguousarray(block[stored - lo])
 
+    def read_row_set(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Scattered rows in one gather and one decode (rows are whole quant blocks)."""
+        t = self._tensor(name)
+        shape = t.shape or (1,)
+        rows = np.asarray(rows, dtype=np.int64)
+        numel_row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        block, tsize = GGML_QUANT_SIZES[t.qtype]
+        if (self._head_rows(name, shape[0]) is not None or len(shape) < 2 or numel_row % block
+                or rows.size == 0 or rows.min() < 0 or rows.max() >= shape[0]):
+            return super().read_row_set(name, rows)
+        row_bytes = numel_row // block * tsize
+        table = self._data[t.offset:t.offset + shape[0] * row_bytes].reshape(shape[0], row_bytes)
+        raw = table[rows]
+        plain = _PLAIN.get(t.qtype)
+        out_shape = (len(rows), *shape[1:])
+        if plain is not None:
+            return raw.view(plain).reshape(out_shape)
+        return self._decode(t, raw, out_shape)
+
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         t = self._tensor(name)
         for i in range(t.offset, t.offset + t.nbytes, RAW_CHUNK):
