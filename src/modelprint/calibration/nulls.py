@@ -49,6 +49,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelprint._tails import t_sf
 from modelprint.errors import InputError
 
 FORMAT = "modelprint.nulls/1"
@@ -112,8 +113,6 @@ def predictive_p(score: float, panel: NullPanel, *, fisher_z: bool = False
     a small family-wise level -- at the price of an assumption (approximately normal null
     on that scale) that the lineage benchmark checks on held-out independent pairs. Returns
     ``(t, p)``; None when the panel has fewer than ``MIN_PREDICTIVE`` scores or no spread."""
-    from scipy import stats
-
     if not math.isfinite(score):
         raise ValueError(f"score {score!r} is not finite")
     if panel.size < MIN_PREDICTIVE:
@@ -129,7 +128,7 @@ def predictive_p(score: float, panel: NullPanel, *, fisher_z: bool = False
     if sd <= 1e-12 * max(1.0, abs(mean)):  # rounding noise of equal scores is no spread
         return None
     t = (tr(score) - mean) / (sd * math.sqrt(1.0 + 1.0 / n))
-    return t, float(max(stats.t.sf(t, n - 1), 5e-324))
+    return t, max(t_sf(t, n - 1), 5e-324)
 
 
 def default_path() -> Path:

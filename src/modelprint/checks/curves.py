@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from modelprint._tails import average_ranks, t_sf
 from modelprint.errors import InputError
 
 #: A series is numerically constant when its spread is below this fraction of its magnitude.
@@ -113,7 +113,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.size < MIN_POINTS or is_flat(x) or is_flat(y):
         return None
-    return pearson(stats.rankdata(x), stats.rankdata(y))
+    return pearson(average_ranks(x), average_ranks(y))
 
 
 def detrend(x: np.ndarray) -> np.ndarray:
@@ -172,7 +172,7 @@ def pearson_p_approx(r: float | None, n_eff: float | None) -> float | None:
         return 0.0
     df = n_eff - 2.0
     t = r * math.sqrt(df / max(1e-300, 1.0 - r * r))
-    return float(stats.t.sf(t, df))
+    return t_sf(t, df)
 
 
 def zscore(x: np.ndarray, flat_cv: float = 0.0) -> list[float | None]:

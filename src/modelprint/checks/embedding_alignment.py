@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
 
 from modelprint.checks.alignment import MIN_SHARED_TOKENS, align
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
+from modelprint.checks.unit_matching import spearman_logp, to_p
 
 
 class EmbeddingAlignment:
@@ -45,9 +45,9 @@ class EmbeddingAlignment:
                 f"fewer than {MIN_SHARED_TOKENS} shared sampled tokens with embeddings "
                 "(different vocabularies, or a fingerprint without an embedding sketch)", alpha)
         n = len(al.target_to_base)
-        rho, p_two = stats.spearmanr(np.arange(n), al.target_to_base)
-        rho = float(np.nan_to_num(rho))
-        p = float(p_two) / 2 if rho > 0 else 1.0 - float(p_two) / 2   # one-sided: same order
+        # one-sided Spearman (same order), t tail floored at 1/n! (unit_matching)
+        rho, logp = spearman_logp(np.arange(n), al.target_to_base)
+        p = to_p(logp)
         indicates = p <= alpha
         identity_fraction = float(np.mean(al.target_to_base == np.arange(n)))
         summary = (

@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from modelprint._tails import norm_sf
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def row_permutation_test(a: np.ndarray, b: np.ndarray) -> PermutationTest | None
     mean = grand * n
     sd = var ** 0.5
     z = (t - mean) / sd
-    return PermutationTest(t, mean, sd, z, float(stats.norm.sf(z)), n)
+    return PermutationTest(t, mean, sd, z, norm_sf(z), n)
 
 
 def bonferroni_min(p_values: list[float]) -> float:

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
+from modelprint._tails import average_ranks, t_logsf
 from modelprint.checks.alignment import Alignment
 from modelprint.checks.cka import Gram, hsic_u
 
@@ -40,21 +40,6 @@ def seeded_rng(*parts: object) -> np.random.Generator:
                                                 "little"))
 
 
-def _ranks(v: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), float64. Plain numpy on purpose: scipy's
-    ``spearmanr`` pulls in its array-API layer lazily, which cannot be imported twice in one
-    process (in-process pytest runs unload and re-import modules)."""
-    v = np.asarray(v)
-    order = np.argsort(v, kind="stable")
-    sv = v[order]
-    starts = np.r_[0, np.flatnonzero(sv[1:] != sv[:-1]) + 1]
-    ends = np.r_[starts[1:], len(v)]
-    avg = (starts + ends - 1) / 2.0
-    ranks = np.empty(len(v), dtype=np.float64)
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
-
-
 def spearman_logp(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Spearman rho of ``x`` and ``y`` and the natural log of its one-sided (rho > 0) p-value.
 
@@ -65,7 +50,7 @@ def spearman_logp(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     n = len(x)
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0, 0.0
-    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = average_ranks(x), average_ranks(y)
     rx -= rx.mean()
     ry -= ry.mean()
     den = math.sqrt(float(rx @ rx) * float(ry @ ry))
@@ -77,7 +62,7 @@ def spearman_logp(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if rho >= 1.0 - 1e-12:
         return 1.0, floor
     t = rho * math.sqrt((n - 2) / max(1.0 - rho * rho, 1e-300))
-    logp = float(stats.t.logsf(t, n - 2))
+    logp = t_logsf(t, n - 2)
     return rho, max(logp, floor)
 
 

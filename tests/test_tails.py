@@ -1,0 +1,44 @@
+"""The light tails (no scipy.stats import) equal scipy.stats, including the far tails."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+
+from modelprint._tails import average_ranks, norm_sf, t_logsf, t_sf
+
+
+@pytest.mark.parametrize("z", [-40.0, -3.0, 0.0, 1.5, 8.0, 37.0, 40.0])
+def test_norm_sf(z: float) -> None:
+    assert norm_sf(z) == pytest.approx(float(stats.norm.sf(z)), rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("df", [1.0, 2.5, 14.0, 574.0])
+@pytest.mark.parametrize("t", [-20.0, -1.0, 0.0, 0.7, 6.0, 60.0, 1e6])
+def test_t_tails(t: float, df: float) -> None:
+    assert t_sf(t, df) == pytest.approx(float(stats.t.sf(t, df)), rel=1e-10, abs=0)
+    want = float(stats.t.logsf(t, df))
+    got = t_logsf(t, df)
+    assert got == want if math.isinf(want) else got == pytest.approx(want, rel=1e-10)
+
+
+@given(st.lists(st.integers(-5, 5), min_size=1, max_size=40))
+def test_average_ranks_equal_rankdata(values: list[int]) -> None:
+    np.testing.assert_allclose(average_ranks(np.array(values)), stats.rankdata(values))
+
+
+def test_checks_import_without_scipy_stats() -> None:
+    """The point of the module: an audit's checks do not pay for importing scipy.stats."""
+    code = ("import sys, modelprint.checks as c; c.all_checks(); "
+            "import modelprint.calibration.nulls, modelprint.verdict; "
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
