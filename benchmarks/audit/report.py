@@ -43,17 +43,19 @@ NOTES = """
 
 ## Reading the numbers
 
-* **attention_cka, before and after.** It used to form the n x n Gram matrix of every
-  layer's aligned Q/K sketch (n = residual width) and, for the shuffle null, gather a
-  permuted copy of it 20 times per layer and role: 2.4-4.7 s warm per SmolLM2 pair (30 layers
-  x 2 roles x 576^2, load ~5), and on wide models n^2 memory per Gram (32 MB at d = 2048,
-  kept for every layer and role: ~2 GB at 2048 x 32, ~17 GB at 4096 x 64). It now computes
-  the same unbiased HSIC from the n x 32 features (``checks/cka.py``: ``<K_a, K_b> =
-  |X_a^T X_b|_F^2 - sum_i |a_i|^2 |b_i|^2``), batched over layers, with the shuffle permuting
-  n rows of X: ~0.2 s on a SmolLM2 pair, results equal to the old ones to 1e-9 relative
-  (checked on the real pairs; ``tests/test_cka.py`` checks the identity against the explicit
-  estimator). No row subsampling, float32 or fewer shuffles were needed, so what it measures
-  is unchanged.
+* **attention_cka.** It computes the unbiased HSIC from the n x 32 features
+  (``checks/cka.py``: ``<K_a, K_b> = |X_a^T X_b|_F^2 - sum_i |a_i|^2 |b_i|^2``), batched over
+  layers, never an n x n Gram (that used to cost 2.4-4.7 s per SmolLM2 pair and n^2 memory
+  per layer). Since 2026-12-01 it no longer runs 20 residual shuffles either: that null was
+  invalid after a fitted alignment; the score is judged against a null panel instead.
+* **This machine (2026-12-01 runs)** is about 2x slower per core than the one of the earlier
+  runs (the fingerprint benchmark's histogram core: 0.84 vs 1.67 GB/s). Cold times are then
+  dominated by fingerprinting: GGUF dequantisation in the ``gguf`` package (Gemma 3 ~6.6 s),
+  and each process pays ~1 s to import scipy.optimize (``linear_sum_assignment``); the
+  ~1.5-2 s of importing scipy.stats is gone (``modelprint._tails``). Gemma 3 vs SmolLM2 runs
+  the alignment checks since token strings are compared in one canonical spelling, so its
+  checks (mlp_matching ~3 s) now cost what the other pairs' do. The synthetic sweep below
+  is from the earlier machine and code.
 * **The residual alignment is computed once per pair** (``checks/alignment.py`` keeps the
   last few): the d x d correlation and assignment used to run in each of
   ``embedding_alignment``, ``attention_cka``, ``mlp_matching`` and ``moe_upcycling``. The
