@@ -76,3 +76,40 @@ def test_bad_input_exits_2_with_one_line(zoo: dict[str, Path], tmp_path: Path,
     assert "Traceback" not in proc.stderr
     if case != "bad-check":
         assert str(args[0]) in lines[0] or Path(str(args[0])).name in lines[0]
+
+
+def test_cold_compare_fingerprints_the_reference_alongside_with_the_same_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two weight directories and an empty cache (the case where the reference is
+    fingerprinted in a child process): both fingerprints end up in the cache and the result
+    equals a sequential in-process run."""
+    from modelprint.audit import Engine, Target
+    from tests.synth import make_model
+
+    a = make_model(tmp_path / "m", "llama", seed=1).path
+    b = make_model(tmp_path / "m", "llama", seed=2).path
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(cache))
+    proc = compare(a, b, "--json", tmp_path / "r.json")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert len(list((cache / "fingerprints").glob("*.fp.json"))) == 2
+    got = json.loads((tmp_path / "r.json").read_text())["pairs"][0]
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "other-cache"))
+    want = Engine().pair(Target(str(a)), Target(str(b))).to_json()
+    assert got["verdict"] == want["verdict"]
+    assert {k: v["score"] for k, v in got["checks"].items()} == \
+        {k: v["score"] for k, v in want["checks"].items()}
+
+
+def test_a_broken_reference_still_fails_with_one_line(tmp_path: Path) -> None:
+    """The child that fingerprints the reference fails quietly; the error is reported here."""
+    from tests.synth import make_model
+
+    a = make_model(tmp_path / "m", "llama", seed=1).path
+    b = make_model(tmp_path / "m", "llama", seed=2).path
+    weights = b / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    proc = compare(a, b)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model.safetensors" in lines[0], proc.stderr

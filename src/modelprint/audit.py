@@ -118,6 +118,22 @@ class Engine:
             raise cached
         return cached
 
+    def preload(self, first: Target, second: Target) -> None:
+        """Load both models, the second fingerprinted in a child process while this process
+        fingerprints the first (``modelprint.prefetch``); the same result as loading them one
+        after the other, on two cores instead of one."""
+        from modelprint import prefetch
+
+        started = None
+        if (self.use_cache and self._loader is None and first.key() not in self._models
+                and second.key() not in self._models and first.key() != second.key()):
+            started = prefetch.start([(second.reference, second.base_dir)], self.offline)
+        try:
+            self.model(first)
+        finally:
+            prefetch.finish(started)
+        self.model(second)
+
     def evidence(self, candidate: Target, reference: Target, check: str,
                  options: Mapping[str, Any]) -> tuple[Evidence, float]:
         """``check``'s evidence for the pair and the seconds it took (computed once)."""

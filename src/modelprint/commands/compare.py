@@ -69,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     cwd = Path.cwd()
     pair = engine.pair(Target(args.candidate, cwd), Target(args.reference, cwd),
                        checks=checks, alpha=args.alpha)
-    engine.model(pair.candidate)  # bad input surfaces here, before any check runs
-    engine.model(pair.reference)
+    # bad input surfaces here, before any check runs; the reference is fingerprinted in a
+    # second process meanwhile when it is not cached yet
+    engine.preload(pair.candidate, pair.reference)
     result = pair.to_json()
     print(f"candidate: {args.candidate}")
     print(f"reference: {args.reference}")
