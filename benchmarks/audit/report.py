@@ -105,9 +105,12 @@ def _real_section(real: dict[str, Any]) -> list[str]:
         "*Total* is the wall time of the whole process, as a user running "
         "``modelprint compare`` sees it (interpreter start and imports included); *cold* = empty "
         "fingerprint cache, *warm* = the fingerprints cached by the cold run (best of "
-        f"{len(rows[0]['warm'])}). Load = 1-minute load average at the end of that run.",
+        f"{len(rows[0]['warm'])}). Load = 1-minute load average at the end of that run. "
+        "*Fingerprints*: the wall time to have both models loaded; cold, the reference is "
+        "fingerprinted in a child process while the candidate is fingerprinted here, as "
+        "``compare`` does.",
         "",
-        "| pair | verdict | cold total | fingerprint A + B | checks | warm total | checks | "
+        "| pair | verdict | cold total | fingerprints (A + B) | checks | warm total | checks | "
         "slowest check (warm) | load cold / warm |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
@@ -116,7 +119,7 @@ def _real_section(real: dict[str, Any]) -> list[str]:
         slow = max(w["check_s"].items(), key=lambda kv: kv[1] or 0)
         lines.append(
             f"| {r['label']} | {c['verdict']} | **{_f(c['process_s'], 1)} s** | "
-            f"{_f(c['candidate_load_s'])} + {_f(c['reference_load_s'])} s | "
+            f"{_f(c['candidate_load_s'] + c['reference_load_s'])} s | "
             f"{_f(c['checks_s'])} s | **{_f(w['process_s'], 1)} s** | {_f(w['checks_s'])} s | "
             f"{slow[0]} {_f(slow[1])} s | {_f(c['loadavg'][0], 1)} / {_f(w['loadavg'][0], 1)} |")
     names = list(rows[0]["warm"][0]["check_s"])
