@@ -195,7 +195,7 @@ def make_pair(i: int, *, related: bool, expect: str | None, name: str, layers: i
                                      "null": {"calibrated": True, "n": 30, "p_floor": 1 / 31,
                                               "p_empirical": 1 / 31 if related else 0.4,
                                               "p_method": "Student-t prediction p",
-                                              "t": cka / 0.003, "source": "unit-test panel",
+                                              "source": "unit-test panel",
                                               "scores": [float(x) for x in
                                                          rng.normal(0, 0.003, 30)]},
                                      "z": cka / 0.003, "layer_alignment": None}),

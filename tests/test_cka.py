@@ -29,7 +29,7 @@ def test_hsic_matches_the_explicit_estimator(n: int, p: int, q: int) -> None:
     assert Gram(x).k == pytest.approx(np.where(np.eye(n, dtype=bool), 0.0, x @ x.T))
 
 
-def test_batched_forms_match_pairwise_and_permutation() -> None:
+def test_batched_forms_match_pairwise_and_the_explicit_estimator() -> None:
     rng = np.random.default_rng(7)
     n = 64
     xs = [rng.normal(size=(n, w)) for w in (16, 16, 8)]
@@ -40,14 +40,10 @@ def test_batched_forms_match_pairwise_and_permutation() -> None:
     for i, a in enumerate(ga):
         for j, b in enumerate(gb):
             assert mat[i, j] == pytest.approx(hsic_u(a, b), rel=1e-9, abs=1e-12)
-    perm = rng.permutation(n)
     paired = PairedHSIC(ga, gb)
     assert paired() == pytest.approx([hsic_u(a, b) for a, b in zip(ga, gb, strict=True)])
-    shuffled = paired(perm)
     for k, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        assert shuffled[k] == pytest.approx(explicit_hsic(x, y[perm]), rel=1e-9, abs=1e-12)
-        assert shuffled[k] == pytest.approx(hsic_u(ga[k], gb[k].permuted(perm)), rel=1e-9,
-                                            abs=1e-12)
+        assert paired()[k] == pytest.approx(explicit_hsic(x, y), rel=1e-9, abs=1e-12)
 
 
 def test_shuffling_samples_destroys_cka_of_related_matrices() -> None:
@@ -56,9 +52,8 @@ def test_shuffling_samples_destroys_cka_of_related_matrices() -> None:
     y = x @ rng.normal(size=(16, 16)) + 0.1 * rng.normal(size=(300, 16))
     related = unbiased_cka(x, y)
     assert related is not None and related > 0.5
-    gx, gy = Gram(x), Gram(y)
-    null = PairedHSIC([gx], [gy])(rng.permutation(300))[0]
-    assert abs(null / np.sqrt(hsic_u(gx, gx) * hsic_u(gy, gy))) < 0.1
+    shuffled = unbiased_cka(x, y[rng.permutation(300)])
+    assert shuffled is not None and abs(shuffled) < 0.1
 
 
 def test_too_few_samples_is_an_error_and_no_layer_similarity() -> None:

@@ -67,9 +67,8 @@ def measure(candidate: str, reference: str, cache: str) -> dict[str, Any]:
     # as compare does: the reference is fingerprinted in a child process meanwhile (cold)
     t = time.perf_counter()
     engine.preload(pair.candidate, pair.reference)
-    out["candidate_load_s"] = time.perf_counter() - t  # both models, side by side
-    out["reference_load_s"] = 0.0
-    out["candidate_load_loadavg"] = out["reference_load_loadavg"] = os.getloadavg()[0]
+    out["fingerprints_s"] = time.perf_counter() - t  # both models, side by side
+    out["fingerprints_loadavg"] = os.getloadavg()[0]
     t = time.perf_counter()
     result = pair.to_json()
     out["checks_s"] = time.perf_counter() - t

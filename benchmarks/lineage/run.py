@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -205,11 +206,12 @@ def check_profile(nulls: Path, profile: str) -> None:
     if not nulls.exists():
         return
     doc = json.loads(nulls.read_text())
-    sources = {e.get("source", "") for by in doc.get("panels", {}).values() for e in by.values()}
-    other = [s for s in sources if "profile)" in s and f"({profile} profile)" not in s]
-    if other:
-        raise SystemExit(f"{nulls}: null panels from another zoo profile ({other[0][:80]}...); "
-                         f"rebuild them with build_nulls for the {profile} profile")
+    # build_nulls writes each panel's source as "lineage zoo (<profile> profile): ..."
+    found = {m.group(1) for by in doc.get("panels", {}).values() for e in by.values()
+             if (m := re.match(r"lineage zoo \((\w+) profile\)", e.get("source", "")))}
+    if found - {profile}:
+        raise SystemExit(f"{nulls}: null panels from the {', '.join(sorted(found))} zoo "
+                         f"profile; rebuild them with build_nulls for the {profile} profile")
 
 
 def main(argv: list[str] | None = None) -> int:

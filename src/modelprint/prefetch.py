@@ -34,15 +34,23 @@ def _warm(reference: str, base_dir: str | None, offline: bool | None) -> bool:
     return True
 
 
-def needs_work(reference: str) -> bool:
-    return not reference.endswith(".fp.json")
+def _needs_work(reference: str, base_dir: Path | None) -> bool:
+    """Weights to fingerprint (a ``*.fp.json`` reference is read, not built); a reference
+    that does not parse is left to the caller, which reports it."""
+    from modelprint.errors import InputError
+    from modelprint.refs import parse_reference
+
+    try:
+        return parse_reference(reference, base_dir).kind != "fingerprint"
+    except InputError:
+        return False
 
 
 def start(references: Sequence[tuple[str, Path | None]], offline: bool | None
           ) -> tuple[ProcessPoolExecutor, list[Future[bool]]] | None:
     """Start fingerprinting ``references`` in one child process; None when not worth it
     (a single core, nothing to do, or processes unavailable)."""
-    todo = [(r, b) for r, b in references if needs_work(r)]
+    todo = [(r, b) for r, b in references if _needs_work(r, b)]
     if not todo or (os.cpu_count() or 1) < 2:
         return None
     try:

@@ -33,10 +33,9 @@ the lineage zoo, 0.004 +- 0.003 for AWM's 7B-14B pairs). That only decides which
 weak curve checks compare; it never makes a verdict.
 
 Cost: the HSICs are computed from the d x 32 projection sketches without forming any d x d
-Gram (``checks/cka.py``), batched over layers and roles; a shuffle permutes d rows of the
-sketches. That is linear in width and depth (~0.2 s for a SmolLM2 pair, ~0.7 s at 2048 x 32
-layers; ``benchmarks/audit/RESULTS.md``), so no row subsampling, float32 or reduced shuffle
-count is used: the statistic is exactly the unbiased CKA over all residual dimensions.
+Gram (``checks/cka.py``), batched over layers and roles. That is linear in width and depth
+(~0.1-0.2 s for a SmolLM2 pair; ``benchmarks/audit/RESULTS.md``), so no row subsampling or
+float32 is used: the statistic is exactly the unbiased CKA over all residual dimensions.
 
 Cannot show: derivatives that re-initialised attention; models without a common residual
 basis (no shared tokens and different widths).
@@ -88,15 +87,15 @@ def _comparable(ga: _Grams, gb: _Grams, key_a: tuple[str, int], key_b: tuple[str
 
 
 class _PairedCKA:
-    """CKA of each comparable (key_a, key_b), side b's samples optionally permuted."""
+    """CKA of each comparable (key_a, key_b), batched."""
 
     def __init__(self, ga: _Grams, gb: _Grams,
                  keys: list[tuple[tuple[str, int], tuple[str, int]]]) -> None:
         self.hsic = PairedHSIC([ga.k[a] for a, _ in keys], [gb.k[b] for _, b in keys])
         self.den = np.sqrt(np.array([ga.self_hsic[a] * gb.self_hsic[b] for a, b in keys]))
 
-    def __call__(self, perm: np.ndarray | None = None) -> np.ndarray:
-        return np.asarray(self.hsic(perm) / self.den, dtype=np.float64)
+    def __call__(self) -> np.ndarray:
+        return np.asarray(self.hsic() / self.den, dtype=np.float64)
 
 
 def _similarity(ga: _Grams, gb: _Grams, la: int, lb: int,
@@ -224,7 +223,7 @@ class AttentionCKA:
                           "model-based p-value")
                 calib = f"empirical p = {p_emp:.3g} vs {panel.size} independent pairs; {reason}"
             else:
-                null["t"], p = fit
+                p = fit[1]
                 indicates = bool(p <= alpha and score >= min_score)
                 calib = (f"p = {p:.2g} vs {panel.size} independent pairs (t = {fit[0]:.1f}; "
                          f"empirical p {p_emp:.3g})")

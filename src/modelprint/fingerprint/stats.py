@@ -148,8 +148,7 @@ class Accumulator:
 
     def _set_pivot(self, flat: np.ndarray) -> None:
         """The first finite value of the first block that has one (see the module docstring)."""
-        x = flat.astype(np.float64) if flat.size <= FLOAT_CHUNK else \
-            flat[:FLOAT_CHUNK].astype(np.float64)
+        x = flat[:FLOAT_CHUNK].astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             ok = np.flatnonzero(np.isfinite(x))
         if ok.size:

@@ -71,4 +71,4 @@ def _decode_once(token: str) -> str:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return token
-    return token.replace(_SPIECE_SPACE, " ")
+    return token
