@@ -285,3 +285,36 @@ def test_scattered_rows_of_real_k_quants(gemma3_gguf: Path) -> None:
                                              "blk.0.ffn_down.weight"):
             one = np.concatenate([src.read_rows(name, int(r), int(r) + 1) for r in rows])
             np.testing.assert_array_equal(src.read_row_set(name, rows), one)
+
+
+QUANTISED = [q for q in Q if q not in (Q.F32, Q.F16, Q.BF16, Q.F64, Q.I8, Q.I16, Q.I32, Q.I64)
+             and q in gguf.constants.GGML_QUANT_SIZES]
+
+
+@pytest.mark.parametrize("qtype", QUANTISED, ids=lambda q: q.name)
+def test_grouped_dequantisation_is_bit_identical_to_the_gguf_package(
+        qtype: Q, monkeypatch: pytest.MonkeyPatch) -> None:
+    with np.errstate(all="ignore"):
+        _check_grouped_dequantisation(qtype, monkeypatch)
+
+
+def _check_grouped_dequantisation(qtype: Q, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row groups (many of them: a tiny group size) decode exactly like
+    gguf.quants.dequantize, for every GGML type the installed package knows; random bytes
+    stand for quantised data (NaN where a random scale is one, in both)."""
+    from modelprint.sources import _dequant
+
+    block, tsize = gguf.constants.GGML_QUANT_SIZES[qtype]
+    raw = np.random.default_rng(int(qtype)).integers(0, 256, size=(37, 3 * tsize), dtype=np.uint8)
+    try:
+        expected = gguf.quants.dequantize(raw, qtype)
+    except NotImplementedError:
+        with pytest.raises(NotImplementedError):
+            _dequant.dequantize_rows(raw, qtype)
+        return
+    monkeypatch.setattr(_dequant, "GROUP_BYTES", 5 * tsize)  # under 2 rows: one row a group
+    got = _dequant.dequantize_rows(raw, qtype)
+    assert got.dtype == np.float32 and got.shape == (37, 3 * block)
+    assert np.array_equal(got, np.asarray(expected).reshape(37, -1), equal_nan=True)
+    monkeypatch.setattr(_dequant, "GROUP_BYTES", 10 * 3 * tsize)  # 10 rows per group
+    assert np.array_equal(_dequant.dequantize_rows(raw, qtype), got, equal_nan=True)

@@ -2,9 +2,9 @@
 
 Tensor names stay GGUF names (``blk.0.attn_q.weight``) and ``config()["_naming"] == "gguf"``
 tells the arch layer so. Shapes are reported row-major (GGUF lists dimensions innermost
-first). Quantised types are dequantised one row block at a time with
-``gguf.quants.dequantize`` (every GGML row is a whole number of quant blocks, so any row
-range decodes on its own); float types come back in their stored precision.
+first). Quantised types are dequantised one row block at a time with the ``gguf`` package's
+decoders (``_dequant``; every GGML row is a whole number of quant blocks, so any row range
+decodes on its own); float types come back in their stored precision.
 
 llama.cpp's converter reorders the rows of ``q_proj``/``k_proj`` (weights and biases) for the
 architectures whose rotary embedding it evaluates on interleaved pairs
@@ -23,9 +23,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-from gguf.quants import dequantize
 
 from modelprint.errors import ModelFileError
+from modelprint.sources._dequant import dequantize_rows
 from modelprint.sources._files import DOC_PATTERNS, list_repo_files
 from modelprint.sources._ggufparse import GGUFHeader, GGUFTensor, parse_header
 from modelprint.sources.base import ModelSource, TensorInfo
@@ -189,7 +189,7 @@ class GGUFSource(ModelSource):
         block, tsize = GGML_QUANT_SIZES[t.qtype]
         inner = t.dims[0] if t.dims else 1
         try:
-            values = dequantize(raw.reshape(-1, inner // block * tsize), t.qtype)
+            values = dequantize_rows(raw.reshape(-1, inner // block * tsize), t.qtype)
         except NotImplementedError:
             raise ModelFileError(
                 self.path, f"tensor {t.name!r}: GGML type {t.qtype.name} cannot be dequantised "
