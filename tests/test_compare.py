@@ -101,6 +101,42 @@ def test_cold_compare_fingerprints_the_reference_alongside_with_the_same_result(
         {k: v["score"] for k, v in want["checks"].items()}
 
 
+def test_a_warm_preload_stops_the_child_instead_of_waiting_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With both fingerprints cached, preload reads them here and stops the child it started
+    (still starting up): no process is left behind and the cache holds the same two entries,
+    nothing half-written."""
+    import multiprocessing
+
+    from modelprint import prefetch
+    from modelprint.audit import Engine, Target
+    from modelprint.models import clear_memo
+    from tests.synth import make_model
+
+    a = make_model(tmp_path / "m", "llama", seed=1).path
+    b = make_model(tmp_path / "m", "llama", seed=2).path
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(cache))
+    Engine().preload(Target(str(a)), Target(str(b)))  # cold: fills the cache
+    before = sorted(p.name for p in (cache / "fingerprints").iterdir())
+    clear_memo()
+    children: list[object] = []
+    real_start = prefetch.start
+
+    def spy(*args: object, **kwargs: object) -> object:
+        child = real_start(*args, **kwargs)  # type: ignore[arg-type]
+        children.append(child)
+        return child
+
+    monkeypatch.setattr(prefetch, "start", spy)
+    engine = Engine()
+    engine.preload(Target(str(a)), Target(str(b)))
+    assert children and children[0] is not None  # a child was started ...
+    assert multiprocessing.active_children() == []  # ... and is gone
+    assert sorted(p.name for p in (cache / "fingerprints").iterdir()) == before
+    assert engine.model(Target(str(b))).fingerprint.model.reference == str(b)
+
+
 def test_a_broken_reference_still_fails_with_one_line(tmp_path: Path) -> None:
     """The child that fingerprints the reference fails quietly; the error is reported here."""
     from tests.synth import make_model

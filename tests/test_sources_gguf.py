@@ -169,6 +169,35 @@ def test_truncated_gguf(tmp_path: Path) -> None:
     assert "truncated" in _bad(f)
 
 
+def test_string_arrays_read_exactly_and_cut_ones_refused(tmp_path: Path) -> None:
+    """The vocabulary (kept) and a long string array (skipped: over SMALL_ARRAY entries) are
+    walked in one loop: tokens come back as written, non-ASCII included; a file cut inside
+    either array, or a string length pointing past the end, is a one-line "truncated"."""
+    tokens = [f"t{i}" for i in range(200)] + ["▁é", "Ġworld", "<0x0A>", "日本", ""]
+    w = gguf.GGUFWriter(str(tmp_path / "v.gguf"), "qwen2")
+    w.add_block_count(1)
+    w.add_token_list(tokens)
+    w.add_token_merges([f"t{i} t{i + 1}" for i in range(199)])
+    w.add_tensor("blk.0.ffn_up.weight", _rand((64, 64)))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    f = tmp_path / "v.gguf"
+    assert GGUFSource(f).vocabulary() == tokens
+    data = f.read_bytes()
+    in_tokens = data.index(b"t150")
+    in_merges = data.index(b"t150 t151")
+    f.write_bytes(data[:in_tokens + 2])
+    assert "truncated" in _bad(f) and "tokenizer.ggml.tokens" in _bad(f)
+    f.write_bytes(data[:in_merges + 2])
+    assert "truncated" in _bad(f) and "tokenizer.ggml.merges" in _bad(f)
+    length_at = in_tokens - 8  # the length field of "t150"
+    hostile = data[:length_at] + struct.pack("<Q", 2**62) + data[length_at + 8:]
+    f.write_bytes(hostile)
+    assert "truncated" in _bad(f)
+
+
 def test_not_a_gguf(tmp_path: Path) -> None:
     f = tmp_path / "x.gguf"
     f.write_bytes(b"PK\x03\x04" + bytes(100))

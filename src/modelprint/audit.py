@@ -130,9 +130,9 @@ class Engine:
             started = prefetch.start([(second.reference, second.base_dir)], self.offline)
         try:
             self.model(first)
+            self.model(second)  # the child's lock is waited for; a cached entry is read
         finally:
             prefetch.finish(started)
-        self.model(second)
 
     def evidence(self, candidate: Target, reference: Target, check: str,
                  options: Mapping[str, Any]) -> tuple[Evidence, float]:

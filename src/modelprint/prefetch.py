@@ -17,21 +17,19 @@ import contextlib
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 
-def _warm(reference: str, base_dir: str | None, offline: bool | None) -> bool:
-    """In the child: build and cache the fingerprint (no weights view, no progress bar)."""
+def _warm(references: Sequence[tuple[str, str | None]], offline: bool | None) -> None:
+    """In the child: build and cache the fingerprints (no weights view, no progress bar)."""
     from modelprint.errors import InputError
     from modelprint.models import load_model
 
-    try:
-        load_model(reference, base_dir, offline=offline, use_cache=True, weights=False,
-                   progress=False)
-    except InputError:
-        return False  # the parent reports it, with the file and the cause
-    return True
+    for reference, base_dir in references:
+        with contextlib.suppress(InputError):  # the parent reports it, with file and cause
+            load_model(reference, base_dir, offline=offline, use_cache=True, weights=False,
+                       progress=False)
 
 
 def _needs_work(reference: str, base_dir: Path | None) -> bool:
@@ -47,28 +45,35 @@ def _needs_work(reference: str, base_dir: Path | None) -> bool:
 
 
 def start(references: Sequence[tuple[str, Path | None]], offline: bool | None
-          ) -> tuple[ProcessPoolExecutor, list[Future[bool]]] | None:
+          ) -> BaseProcess | None:
     """Start fingerprinting ``references`` in one child process; None when not worth it
     (a single core, nothing to do, or processes unavailable)."""
-    todo = [(r, b) for r, b in references if _needs_work(r, b)]
+    todo = [(r, str(b) if b is not None else None) for r, b in references if _needs_work(r, b)]
     if not todo or (os.cpu_count() or 1) < 2:
         return None
     try:
-        pool = ProcessPoolExecutor(max_workers=1,
-                                   mp_context=multiprocessing.get_context("spawn"))
-        futures = [pool.submit(_warm, r, str(b) if b is not None else None, offline)
-                   for r, b in todo]
+        child = multiprocessing.get_context("spawn").Process(
+            target=_warm, args=(todo, offline), name="modelprint-prefetch", daemon=True)
+        child.start()
     except (OSError, RuntimeError):
         return None
-    return pool, futures
+    return child
 
 
-def finish(started: tuple[ProcessPoolExecutor, list[Future[bool]]] | None) -> None:
-    """Wait for the child; whatever it did or failed to do, the caller loads as usual."""
+def finish(started: BaseProcess | None) -> None:
+    """Stop the child once the caller has loaded what it was asked to prefetch.
+
+    The caller loads the prefetched models itself after its own work: a fingerprint the
+    child is building is waited for on the cache's lock, one that was cached already (a warm
+    run, where the child is still starting up) is read at once. Whatever the child is doing
+    then is of no use, so it is terminated rather than awaited -- waiting would add its
+    interpreter start-up (~1-2 s) to every warm run. The cache survives that: the child
+    writes entries atomically under a lock, and after the caller's load it has nothing left
+    to write (the caller found or built every entry).
+    """
     if started is None:
         return
-    pool, futures = started
-    for f in futures:
-        with contextlib.suppress(Exception):  # a broken child only loses the speed-up
-            f.result()
-    pool.shutdown()
+    if started.is_alive():
+        started.terminate()
+    started.join()
+    started.close()

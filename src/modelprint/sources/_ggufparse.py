@@ -35,6 +35,7 @@ _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<
 _NP = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "?",
        10: "<u8", 11: "<i8", 12: "<f8"}
 T_STRING, T_ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,31 @@ class _Cursor:
         self.pos += n
         return raw.decode("utf-8", errors="replace")
 
-    def skip_string(self, what: str) -> None:
-        n = self.scalar("<Q", what)
-        self.need(n, what)
-        self.pos += n
+    def strings(self, count: int, what: str, keep: bool) -> list[str] | None:
+        """``count`` length-prefixed strings (None when not kept), bounds-checked.
+
+        One tight loop instead of a :meth:`string` call per element: a vocabulary is
+        hundreds of thousands of strings (Gemma 3: 262,144), and per-call overhead made this
+        the slowest part of opening a GGUF file (~0.4 s of Gemma's 0.7 s).
+        """
+        buf, pos, size = self.buf, self.pos, self.size
+        length = _U64.unpack_from
+        out: list[str] = []
+        add = out.append
+        for _ in range(count):
+            start = pos + 8
+            if start > size:
+                self.pos = pos
+                self.need(8, what)
+            (n,) = length(buf, pos)
+            pos = start + n
+            if pos > size:
+                self.pos = start
+                self.need(n, what)
+            if keep:
+                add(str(buf[start:pos], "utf-8", "replace"))
+        self.pos = pos
+        return out if keep else None
 
 
 def parse_header(buf: memoryview, path: Path) -> GGUFHeader:
@@ -194,11 +216,8 @@ def _value(c: _Cursor, vtype: int, key: str) -> Any:
         return np.frombuffer(c.buf, dtype=dt, count=count, offset=start).tolist()
     if itype == T_STRING:
         c.need(count * 8, key)  # each string needs at least its length field
-        if keep:
-            return [c.string(key) for _ in range(count)]
-        for _ in range(count):
-            c.skip_string(key)
-        return _SKIPPED
+        values = c.strings(count, key, keep)
+        return values if values is not None else _SKIPPED
     if itype == T_ARRAY:
         if count:
             raise c.fail(f"metadata {key!r}: nested arrays are not supported")
