@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelprint.fingerprint.sketches import token_sample
-from modelprint.fingerprint.tokens import canonical_token
+from modelprint.fingerprint.tokens import canonical_token, canonical_tokens
 from modelprint.refs import parse_reference
 from modelprint.sources import open_source
 
@@ -27,6 +27,17 @@ def test_spellings(token: str, text: str) -> None:
 def test_idempotent(token: str) -> None:
     once = canonical_token(token)
     assert canonical_token(once) == once
+
+
+_PIECES = st.sampled_from(["▁", "Ġ", "Ċ", "<0x", "0A>", "<0x41>", "Ã", "©", "é", "日", " ",
+                           "a", "##", "<pad>"])
+
+
+@given(st.lists(st.one_of(st.text(max_size=8),
+                          st.lists(_PIECES, max_size=5).map("".join)), max_size=30))
+def test_vocabulary_at_once_equals_token_by_token(vocab: list[str]) -> None:
+    """The inline fast paths of canonical_tokens give what canonical_token gives."""
+    assert canonical_tokens(vocab) == [canonical_token(t) for t in vocab]
 
 
 def test_sample_keeps_the_first_id_of_a_canonical_form() -> None:

@@ -78,6 +78,10 @@ def _read_index(source: ModelSource, name: str, idx: np.ndarray) -> np.ndarray:
     if idx.size == 0:
         shape = source.tensors()[name].shape
         return np.zeros((0, *shape[1:]), dtype=np.float32)
+    first = int(idx[0])
+    if np.array_equal(idx, np.arange(first, first + idx.size)):
+        # one run (a whole matrix, most often): read it as a block, no gather, no reorder
+        return np.asarray(source.read_rows(name, first, first + idx.size), dtype=np.float32)
     order = np.argsort(idx, kind="stable")
     # One stored row per entry of ``idx`` (a repeated index starts a new run), sorted.
     data = np.asarray(source.read_row_set(name, idx[order]), dtype=np.float32)

@@ -83,8 +83,9 @@ class UnitSide:
     def full_views(self, kinds: list[str], layer: int, expert: int | None,
                    units: np.ndarray | None, dims: np.ndarray,
                    sign: np.ndarray | None) -> list[np.ndarray]:
-        """(units x paired dims) float32 matrices, one per view kind. Whole tensors are read
-        and sliced: row-wise reads of block-quantised files cost more than one dequantisation."""
+        """(units x paired dims) float32 matrices, one per view kind. Up/gate rows of a unit
+        subset are read alone (the source gathers them and decodes once); down's units are
+        columns, so that matrix is read whole and sliced."""
         w = self.view.weights
         assert w is not None
         out = []
@@ -96,9 +97,10 @@ class UnitSide:
                 m = m[dims]
                 m = (m[:, units] if units is not None else m).T
             else:
-                m = w.get(role, layer, expert)
+                m = (w.get(role, layer, expert) if units is None
+                     else w.rows(role, layer, units, expert))
                 assert m is not None
-                m = (m[units] if units is not None else m)[:, dims]
+                m = m[:, dims]
             if sign is not None:
                 m = m * sign.astype(np.float32)
             out.append(np.asarray(m, dtype=np.float32))

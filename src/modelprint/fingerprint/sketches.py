@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from modelprint.fingerprint.tokens import canonical_token
+from modelprint.fingerprint.tokens import canonical_tokens
 
 SKETCH_ROWS = 64
 SKETCH_COLS = 64
@@ -79,13 +79,12 @@ def decode(entry: dict[str, Any]) -> np.ndarray:
 def token_sample(vocab: list[str], k: int = EMBED_TOKENS) -> list[tuple[str, int]]:
     """The bottom-k canonical token strings by sha256, with their ids (first id wins when two
     tokens share a canonical form)."""
-    first: dict[str, int] = {}
-    for i, tok in enumerate(vocab):
-        if isinstance(tok, str):
-            first.setdefault(canonical_token(tok), i)
-    keyed = heapq.nsmallest(k, first,
-                            key=lambda t: hashlib.sha256(t.encode("utf-8", "replace")).digest())
-    return [(t, first[t]) for t in keyed]
+    ids = [i for i, tok in enumerate(vocab) if isinstance(tok, str)]
+    canon = canonical_tokens([vocab[i] for i in ids])
+    first = dict(zip(reversed(canon), reversed(ids), strict=True))  # the first id wins
+    sha = hashlib.sha256
+    keyed = heapq.nsmallest(k, ((sha(t.encode("utf-8", "replace")).digest(), t) for t in first))
+    return [(t, first[t]) for _, t in keyed]
 
 
 def projection_matrix(out_dim: int, k: int = PROJ_DIM) -> np.ndarray:

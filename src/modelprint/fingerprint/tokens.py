@@ -56,6 +56,22 @@ def canonical_token(token: str) -> str:
     return token
 
 
+def canonical_tokens(vocab: list[str]) -> list[str]:
+    """:func:`canonical_token` of every token, with the two common cases inline.
+
+    A vocabulary has up to a few hundred thousand entries (Gemma 3: 262,144) and one function
+    call per token was ~1 s of a Gemma fingerprint. Plain ASCII stands for itself; a token
+    with "▁" (and not a ``<0xHH>`` byte token) is SentencePiece, whose canonical form is the
+    "▁" -> " " replacement (a space is no byte-level stand-in, so nothing more applies); the
+    rest goes through :func:`canonical_token`. The test suite checks the equality.
+    """
+    space = _SPIECE_SPACE
+    return [tok if tok.isascii() and not tok.startswith("<0x")
+            else tok.replace(space, " ") if space in tok and not tok.startswith("<0x")
+            else canonical_token(tok)
+            for tok in vocab]
+
+
 def _decode_once(token: str) -> str:
     m = _BYTE_TOKEN.fullmatch(token)
     if m:
