@@ -104,6 +104,27 @@ def test_rows_equal_the_full_tensor_in_every_dtype(tmp_path: Path) -> None:
     src.close()
 
 
+def test_scattered_rows_are_the_same_rows_in_the_stored_dtype(tmp_path: Path) -> None:
+    """read_row_set gathers scattered (repeated, unsorted) rows in one step; they equal the
+    rows read one at a time; an index past the end is refused, an empty set gives no rows."""
+    tensors = _tensors()
+    src = SafetensorsSource(_model(tmp_path / "m", tensors))
+    tested = 0
+    for name, info in src.tensors().items():
+        if len(info.shape) < 2 or info.rows < 2:
+            continue
+        tested += 1
+        rows = np.array([info.rows - 1, 0, 1, 1, info.rows - 1])
+        got = src.read_row_set(name, rows)
+        want = np.concatenate([src.read_rows(name, r, r + 1) for r in rows])
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+        assert src.read_row_set(name, np.array([], dtype=np.int64)).shape == (0, *info.shape[1:])
+        with pytest.raises(IndexError):
+            src.read_row_set(name, np.array([info.rows]))
+    assert tested >= 3  # every float dtype of the fixture
+    src.close()
+
+
 def test_tensors_listed_in_file_order(tmp_path: Path) -> None:
     src = SafetensorsSource(_model(tmp_path / "m", _tensors()))
     offsets = []
