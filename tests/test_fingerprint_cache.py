@@ -182,3 +182,32 @@ def test_weight_access(tmp_path: Path) -> None:
     assert w.get("moe.router", 0) is None
     # asking without weights later reuses the loaded view
     assert models.load_model(m.path) is view
+
+
+def test_weight_reads_drop_mapped_pages_as_they_go(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks read matrix after matrix; every RELEASE_BYTES read, the source is asked to
+    drop its resident mapped pages (RSS would otherwise grow with the model), and values read
+    before and after a release are the same."""
+    from modelprint.sources import pages
+
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    view = load_model(m.path, weights=True)
+    w = view.weights
+    assert isinstance(w, SourceWeights)
+    releases = Counter(w.source.release_pages)
+    monkeypatch.setattr(w.source, "release_pages", releases)
+    w._pages = pages.PageReleaser(w.source)  # sees the counting hook
+    q_bytes = w.source.tensors()[next(s.tensor for s in w.slots()
+                                      if (s.role, s.layer) == ("attn.q", 0))].nbytes
+    monkeypatch.setattr(pages, "RELEASE_BYTES", 3 * q_bytes)
+    first = w.get("attn.q", 0)
+    for _ in range(5):
+        again = w.get("attn.q", 0)
+        assert again is not None and first is not None
+        np.testing.assert_array_equal(again, first)
+    assert releases.calls == 2  # 6 reads of one matrix, a release every 3
+    w.rows("attn.q", 0, np.array([0, 1]))  # a few rows count the whole tensor
+    w.rows("attn.q", 0, np.array([2]))
+    w.rows("attn.q", 0, np.array([3]))
+    assert releases.calls == 3

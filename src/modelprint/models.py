@@ -26,6 +26,7 @@ from modelprint.checks.base import ModelView
 from modelprint.fingerprint.model import Fingerprint
 from modelprint.refs import ModelRef, parse_reference
 from modelprint.sources.base import ModelSource
+from modelprint.sources.pages import PageReleaser
 
 _MEMO: dict[tuple[Any, ...], tuple[tuple[Any, ...], ModelView]] = {}
 _MEMO_LOCK = threading.RLock()
@@ -36,12 +37,23 @@ class SourceWeights:
 
     Tensors come back float32 in the HF layout. Norm gains are returned as effective gains
     (``norm_offset + w``), like the fingerprint's ``vectors``, so HF and GGUF Gemma agree.
+    Every read counts its tensor's stored size towards :class:`PageReleaser` (a few rows fault
+    in much of a mapped tensor), so the checks' pass over a model keeps RSS bounded too.
     """
 
     def __init__(self, source: ModelSource, arch: ArchInfo, slots: list[RoleSlot]) -> None:
         self.source = source
         self.arch = arch
         self._slots = {(s.role, s.layer, s.expert): s for s in slots}
+        self._pages = PageReleaser(source)
+
+    def _read(self, slot: RoleSlot, rows: np.ndarray | None) -> np.ndarray:
+        from modelprint.arch import load_slot
+
+        values = load_slot(self.source, slot, rows=rows)
+        self._pages.add(self.source.tensors()[slot.tensor].nbytes)
+        offset = self._offset(slot.role)
+        return values + np.float32(offset) if offset else values
 
     def _offset(self, role: str) -> float:
         from modelprint.fingerprint.build import is_norm_gain
@@ -52,25 +64,13 @@ class SourceWeights:
         return list(self._slots.values())
 
     def get(self, role: str, layer: int | None, expert: int | None = None) -> np.ndarray | None:
-        from modelprint.arch import load_slot
-
         slot = self._slots.get((role, layer, expert))
-        if slot is None:
-            return None
-        values = load_slot(self.source, slot)
-        offset = self._offset(role)
-        return values + np.float32(offset) if offset else values
+        return None if slot is None else self._read(slot, None)
 
     def rows(self, role: str, layer: int | None, index: np.ndarray,
              expert: int | None = None) -> np.ndarray | None:
-        from modelprint.arch import load_slot
-
         slot = self._slots.get((role, layer, expert))
-        if slot is None:
-            return None
-        values = load_slot(self.source, slot, rows=np.asarray(index, dtype=np.int64))
-        offset = self._offset(role)
-        return values + np.float32(offset) if offset else values
+        return None if slot is None else self._read(slot, np.asarray(index, dtype=np.int64))
 
     def close(self) -> None:
         self.source.close()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -41,44 +40,17 @@ from modelprint.fingerprint.model import Fingerprint, ModelInfo, TensorStat
 from modelprint.fingerprint.stats import Accumulator, Moments
 from modelprint.roles import is_vector_role
 from modelprint.sources.base import ModelSource, TensorInfo
+from modelprint.sources.pages import PageReleaser
 
 #: Metadata strings longer than this are cut (chat templates, licence texts in GGUF keys).
 MAX_META_STR = 2000
 #: Metadata lists longer than this are dropped (GGUF vocabularies, merges, scores).
 MAX_META_LIST = 64
-#: Ask the source to drop resident memory-mapped pages after this many bytes were read:
-#: touched pages of a mapped file count in RSS until unmapped, which would make RSS grow
-#: with the model size.
-RELEASE_BYTES = 64 * 1024 * 1024
-
-
-class _Releaser:
-    """Counts bytes read by any thread and calls ``source.release_pages()`` every
-    :data:`RELEASE_BYTES`."""
-
-    def __init__(self, source: ModelSource) -> None:
-        self._release = getattr(source, "release_pages", None)
-        self._lock = threading.Lock()
-        self._since = 0
-
-    def add(self, nbytes: float) -> None:
-        with self._lock:
-            self._since += int(nbytes)
-            if self._since < RELEASE_BYTES:
-                return
-            self._since = 0
-        self.now()
-
-    def now(self) -> None:
-        if self._release is not None:
-            self._release()
-
-
 class _CountingSource:
     """The source as the sketch pass sees it. Reading a few rows of a mapped tensor faults
     in much of it (kernel read-around), so each tensor touched counts with its full size."""
 
-    def __init__(self, source: ModelSource, releaser: _Releaser) -> None:
+    def __init__(self, source: ModelSource, releaser: PageReleaser) -> None:
         self._source = source
         self._releaser = releaser
         self._last: str | None = None
@@ -213,7 +185,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
             if name not in seen:
                 seen.add(name)
                 order.append(name)
-        releaser = _Releaser(source)
+        releaser = PageReleaser(source)
         tensor_jobs: dict[str, Future[str]] = {
             name: pool.submit(_tensor_sha, source, name, releaser) for name in order}
         file_jobs: dict[Path, Future[str]] = {
@@ -256,7 +228,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
                        documents=documents, metadata=fp_meta, sketches=sketches)
 
 
-def _tensor_sha(source: ModelSource, name: str, releaser: _Releaser) -> str:
+def _tensor_sha(source: ModelSource, name: str, releaser: PageReleaser) -> str:
     h = hashlib.sha256()
     for chunk in source.iter_raw_bytes(name):
         h.update(chunk)
@@ -270,7 +242,7 @@ _PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
 
 def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
                 tensors: dict[str, TensorInfo], bar: _Progress,
-                releaser: _Releaser) -> _PassResult:
+                releaser: PageReleaser) -> _PassResult:
     stats: list[TensorStat] = []
     # per (role, layer): (expert, moments), merged in expert order at the end so the curves
     # do not depend on the order tensors happen to sit in the files
