@@ -15,57 +15,68 @@ TARGET_S = 10.0
 NOTES = """
 ## In plain words
 
-* **The < 10 s target is met for every real pair, cold and warm**, with room to spare: about
-  4-6 s when neither model has been fingerprinted before, about 1.5-2.2 s when both are
-  cached -- whole process, imports included, on 2 cores shared with other jobs (load 2-3).
-  Of a warm run, ~0.7 s is importing NumPy/SciPy/modelprint and ~1 s the checks.
-* **What dominates.** Cold: fingerprinting the two models (GGUF dequantisation in the
-  ``gguf`` package for the quantised SmolLM2 and Gemma files, ~1.6 s and ~2.9 s; see
-  ``benchmarks/fingerprint/RESULTS.md``). Warm: ``mlp_matching`` (reads the MLP rows of both
-  models, one linear assignment per layer; ~0.5-0.7 s of the ~1 s on a SmolLM2 pair and
-  45-75 % of the check time on every synthetic pair), then ``attention_cka``.
-* **The largest pairs built here** (~1.6 B parameters, 3.1-3.3 GB BF16 per model: d = 2048 x
-  32 layers and d = 4096 x 8 layers) take ~23-25 s cold, of which ~16-17 s is fingerprinting
-  the two models (~0.4 GB/s of BF16), and 6.4-8 s warm (checks 5-6.7 s, peak RSS ~3 GB).
+* **The < 10 s target is met for every real pair**: 4.3-8.5 s cold (neither model
+  fingerprinted before) and 2.3-4.2 s warm (both fingerprints cached), whole process, imports
+  included, over the two runs of 2026-12-01 21:43 and 21:59 UTC (the run-to-run spread, up to
+  ~1.5 s on one pair, is the shared machine). The first run of the day, on the same machine,
+  gave 6.2-11.9 s cold and 4.2-7.1 s warm. What changed, each measured on its own:
+  * **GGUF dequantisation** (``sources/_dequant.py``): ``gguf.quants.dequantize`` decodes 16
+    rows per call and the per-call overhead dominated; the package's own per-type decoder
+    called on ~256 KB row groups gives bit-identical values (tested for every GGML type)
+    4-5x faster (all of Gemma 3's quantised tensors: 2.8-4.2 s -> 0.5-0.7 s). Gemma 3
+    fingerprint 4.2 -> 2.4 s, SmolLM2 Q4_1 2.9 -> 1.6 s; ``mlp_matching`` on Gemma 3 vs
+    SmolLM2 2.8 -> 1.6 s.
+  * **ml_dtypes 0.7.0** takes 1.1 s to import here (its extension's initialisation; 0.6.0
+    and 0.5.3: 0.01 s), paid by every process including the prefetch child: excluded in
+    ``pyproject.toml``.
+  * **A warm run no longer waits** for the prefetch child's interpreter start-up (1-2 s):
+    the child is stopped as soon as both models are loaded.
+  * **Vocabularies**: canonical token spelling in one pass and GGUF string arrays in one
+    loop -- Gemma 3's first fingerprint 3.7 -> 2.6 s, its header 0.4 -> 0.2 s.
+  * **Row reads**: ``mlp_matching`` reads only the query side's sampled up/gate rows, and
+    safetensors gathers scattered rows in one step (checks of a 512 x 64 pair 2.8 -> 2.1 s).
+    Every check result is unchanged (compared on the real pairs before and after).
+* **What dominates.** Cold: fingerprinting (2.7-5.5 s of a real pair, both models side by
+  side). Warm: imports (~0.9 s: numpy, scipy.optimize ~0.3 s, scipy.special ~0.3 s,
+  modelprint) and ``mlp_matching`` (0.6-1.7 s: reading both models' MLP rows and one 256 x
+  units linear assignment per layer pair).
+* **Side by side.** This machine's two vCPUs give much less than twice one core when both
+  stream weights: two fingerprints of a 512 x 64 model run at once take 5.1 s each against
+  2.7 s alone. The child process that fingerprints the reference therefore gains less than
+  half the shorter fingerprint (see the note at the end of this section for the measured
+  effect).
+* **Memory stays flat**: peak RSS at most 0.72 GB cold and 0.6 GB warm for every pair up to
+  1.67 B parameters (3.3 GB BF16 per model). The checks now release mapped pages as they read,
+  as the fingerprint builder does; before, the warm peak tracked the model size (1.6 GB at
+  2048 x 16, 2.9 GB at 1.67 B). The cold column is this process: the child fingerprinting the
+  reference has its own, similar peak.
 * **How it scales.** Fingerprinting is linear in the bytes stored (parameters ~ 11 L d^2 +
-  2 V d), hence ~d^2 L for large models (the fitted width exponents ~1.2 over 256-2048 are
-  flattened by the fixed per-model cost at small d). Checks, per layer: ``attention_cka`` is
-  now linear in d and L (L x d x 32^2 per shuffle; fitted d^0.9-1.2, L^1.1-1.25);
-  ``mlp_matching`` grows ~d^1.3 L^0.8 over the sweep -- per layer it matches 256 sampled
-  units against all ~8/3 d units of the other side, so the assignment grows ~linearly in d
-  and reading the other side's up/gate rows ~d^2; the residual
-  alignment (in ``embedding_alignment``) is independent of depth and grows ~d^1.5 over
-  256-2048 and 3-4x from 2048 to 4096 (a d x d correlation over 1024 tokens, O(d^2),
-  plus a d x d assignment, O(d^3) worst case: 1.4-2.9 s at d = 4096, the only super-linear
-  term; an independent pair, with no structure for the solver, is the slow case). A 7-8 B
-  model (d = 4096, L = 32) would therefore fingerprint in roughly a minute per model here and
-  run its checks warm in ~15-20 s (mlp_matching ~4x the 4096 x 8 figure, alignment fixed).
+  2 V d) plus a fixed ~1 s per model at small sizes (the fitted exponents d^0.9, L^0.7 are
+  flattened by it); about 0.45 GB/s of BF16 for the two models together on this machine. The
+  checks grow ~d^1.0-1.1 L^0.7-0.8 in total: ``mlp_matching`` ~d^1.2-1.3 L^0.8-0.9 (per layer,
+  256 sampled units against all ~8/3 d units of the other side), ``attention_cka`` ~linear in
+  d and L, and the residual alignment (in ``embedding_alignment``) independent of depth,
+  ~d^1.4-1.6 up to d = 2048 and 2-4.5x from 2048 to 4096 (a d x d assignment, the one
+  super-linear term: 2.2-4.5 s at d = 4096; an independent pair, with no structure for the
+  solver, is the slow case).
 
 ## Reading the numbers
 
 * **attention_cka.** It computes the unbiased HSIC from the n x 32 features
   (``checks/cka.py``: ``<K_a, K_b> = |X_a^T X_b|_F^2 - sum_i |a_i|^2 |b_i|^2``), batched over
-  layers, never an n x n Gram (that used to cost 2.4-4.7 s per SmolLM2 pair and n^2 memory
-  per layer). Since 2026-12-01 it no longer runs 20 residual shuffles either: that null was
-  invalid after a fitted alignment; the score is judged against a null panel instead.
-* **This machine (2026-12-01 runs)** is about 2x slower per core than the one of the earlier
-  runs (the fingerprint benchmark's histogram core: 0.84 vs 1.67 GB/s). Cold times are then
-  dominated by fingerprinting: GGUF dequantisation in the ``gguf`` package (Gemma 3 ~6.6 s),
-  and each process pays ~1 s to import scipy.optimize (``linear_sum_assignment``); the
-  ~1.5-2 s of importing scipy.stats is gone (``modelprint._tails``). Gemma 3 vs SmolLM2 runs
-  the alignment checks since token strings are compared in one canonical spelling, so its
-  checks (mlp_matching ~3 s) now cost what the other pairs' do. The synthetic sweep below
-  is from the earlier machine and code.
+  layers, never an n x n Gram. Since 2026-12-01 it no longer runs 20 residual shuffles
+  either: that null was invalid after a fitted alignment; the score is judged against a null
+  panel instead.
+* **This machine** is about 2x slower per core than the one of runs before 2026-12-01 (the
+  fingerprint benchmark's histogram core: 0.84 vs 1.67 GB/s). Every number in this file is
+  from 2026-12-01 on it, with the code of that day.
 * **The residual alignment is computed once per pair** (``checks/alignment.py`` keeps the
-  last few): the d x d correlation and assignment used to run in each of
-  ``embedding_alignment``, ``attention_cka``, ``mlp_matching`` and ``moe_upcycling``. The
-  check that runs first (``embedding_alignment`` in registry order; ``attention_cka`` when
-  depths differ, because the engine asks it for the layer alignment first) carries the cost.
-* **Sketch pass**: Q/K row samples now come from the whole-matrix read the projection sketch
-  needs anyway (one read instead of two; identical sketches), ~20-30 % less sketch time on
-  GGUF, where each row read costs ~80 us of dequantisation overhead. Reading whole matrices
-  for the other roles would be slower (measured: 1.1 s vs 0.7 s for SmolLM2), so they keep
-  their 64 sampled rows.
+  last few). The check that runs first (``embedding_alignment`` in registry order;
+  ``attention_cka`` when depths differ, because the engine asks it for the layer alignment
+  first) carries the cost.
+* **Sketch pass**: Q/K row samples come from the whole-matrix read the projection sketch
+  needs anyway (one read instead of two). Reading whole matrices for the other roles would be
+  slower (measured: 1.1 s vs 0.7 s for SmolLM2), so they keep their 64 sampled rows.
 * **Synthetic checkpoints** are i.i.d. Gaussian, so an *independent* pair is the hard case
   for the assignment solvers (no structure to exploit) and a *derived* pair (+1 % noise) the
   easy one; trained models fall in between.
@@ -154,7 +165,7 @@ def _scaling_section(sc: dict[str, Any]) -> list[str]:
         "*independent* = another seed. Warm = second process on the cached fingerprints.",
         "",
         "| d x L | params | pair | verdict | cold total | fingerprints (both) | warm total | "
-        "checks | " + " | ".join(MAIN_CHECKS) + " | other checks | warm peak RSS | load |",
+        "checks | " + " | ".join(MAIN_CHECKS) + " | other checks | peak RSS cold / warm | load |",
         "|---|---:|---|---|---:|---:|---:|---:|" + "---:|" * len(MAIN_CHECKS) + "---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["params"], r["width"], r["kind"])):
@@ -166,7 +177,7 @@ def _scaling_section(sc: dict[str, Any]) -> list[str]:
             f"{_f(fingerprint_seconds(c), 1)} s | "
             f"{_f(w['process_s'], 1)} s | {_f(w['checks_s'])} s | "
             + " | ".join(f"{_f(w['check_s'].get(k))}" for k in MAIN_CHECKS)
-            + f" | {_f(other)} | {w['peak_rss_mb'] / 1024:.1f} GB | "
+            + f" | {_f(other)} | {c['peak_rss_mb'] / 1024:.1f} / {w['peak_rss_mb'] / 1024:.1f} GB | "
             f"{_f(c['loadavg'][0], 1)} / {_f(w['loadavg'][0], 1)} |")
     lines += ["", *_fits(rows), ""]
     return lines
