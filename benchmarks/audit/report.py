@@ -34,7 +34,7 @@ NOTES = """
   * **Vocabularies**: canonical token spelling in one pass and GGUF string arrays in one
     loop -- Gemma 3's first fingerprint 3.7 -> 2.6 s, its header 0.4 -> 0.2 s.
   * **Row reads**: ``mlp_matching`` reads only the query side's sampled up/gate rows, and
-    safetensors gathers scattered rows in one step (checks of a 512 x 64 pair 2.8 -> 2.1 s).
+    safetensors gathers scattered rows in one step (checks of a 512 x 64 pair 2.5 -> 2.1 s).
     Every check result is unchanged (compared on the real pairs before and after).
 * **What dominates.** Cold: fingerprinting (2.7-5.5 s of a real pair, both models side by
   side). Warm: imports (~0.9 s: numpy, scipy.optimize ~0.3 s, scipy.special ~0.3 s,
@@ -42,17 +42,27 @@ NOTES = """
   units linear assignment per layer pair).
 * **Side by side.** This machine's two vCPUs give much less than twice one core when both
   stream weights: two fingerprints of a 512 x 64 model run at once take 5.1 s each against
-  2.7 s alone. The child process that fingerprints the reference therefore gains less than
-  half the shorter fingerprint (see the note at the end of this section for the measured
-  effect).
-* **Memory stays flat**: peak RSS at most 0.72 GB cold and 0.6 GB warm for every pair up to
-  1.67 B parameters (3.3 GB BF16 per model). The checks now release mapped pages as they read,
-  as the fingerprint builder does; before, the warm peak tracked the model size (1.6 GB at
-  2048 x 16, 2.9 GB at 1.67 B). The cold column is this process: the child fingerprinting the
-  reference has its own, similar peak.
+  2.7 s alone. Fingerprinting the reference in a child process is therefore no clear win
+  here: measured three times each with and without it (cold, 22:25 UTC), it saves 1.0-1.6 s
+  on Gemma 3 vs SmolLM2 (7.0-8.5 s against 8.5-9.1 s) and costs 0.8-1.1 s on the SmolLM2
+  BF16 fine-tune vs SmolLM2 GGUF (6.6-7.2 s against 5.8-6.2 s; a bit-pattern histogram is
+  memory-bound and suffers most from the shared core). It stays on, since it shortens the
+  slowest pair of that comparison and a machine with real cores to spare gains more; every
+  pair is under 10 s either way.
+* **The largest pair built here**, a 7B-class shape (d = 4096, 32 layers, GQA 4:1, 5.9 B
+  parameters, 11.8 GB BF16 per model, three models = 35 GB, more than the machine's 24 GB
+  of RAM, so the cold runs also read from disk): 76 s cold, of which 56-59 s fingerprinting
+  both models (~0.42 GB/s together), and 18-21 s warm (checks 16-18 s, ``mlp_matching``
+  12-13 s of it); peak RSS 0.7 GB cold and 0.65 GB warm; verdicts right (derived /
+  independent).
+* **Memory stays flat**: peak RSS at most 0.72 GB cold and 0.65 GB warm for every pair, from
+  0.03 B to 5.9 B parameters (11.8 GB BF16 per model). The checks now release mapped pages as
+  they read, as the fingerprint builder does; before, the warm peak tracked the model size
+  (1.6 GB at 2048 x 16, 2.9 GB at 1.67 B). The cold column is this process: the child
+  fingerprinting the reference has its own, similar peak.
 * **How it scales.** Fingerprinting is linear in the bytes stored (parameters ~ 11 L d^2 +
-  2 V d) plus a fixed ~1 s per model at small sizes (the fitted exponents d^0.9, L^0.7 are
-  flattened by it); about 0.45 GB/s of BF16 for the two models together on this machine. The
+  2 V d) plus a fixed ~1 s for the pair at small sizes (the fitted exponents d^0.9, L^0.7
+  are flattened by it); about 0.45 GB/s of BF16 for the two models together on this machine. The
   checks grow ~d^1.0-1.1 L^0.7-0.8 in total: ``mlp_matching`` ~d^1.2-1.3 L^0.8-0.9 (per layer,
   256 sampled units against all ~8/3 d units of the other side), ``attention_cka`` ~linear in
   d and L, and the residual alignment (in ``embedding_alignment``) independent of depth,
@@ -177,7 +187,8 @@ def _scaling_section(sc: dict[str, Any]) -> list[str]:
             f"{_f(fingerprint_seconds(c), 1)} s | "
             f"{_f(w['process_s'], 1)} s | {_f(w['checks_s'])} s | "
             + " | ".join(f"{_f(w['check_s'].get(k))}" for k in MAIN_CHECKS)
-            + f" | {_f(other)} | {c['peak_rss_mb'] / 1024:.1f} / {w['peak_rss_mb'] / 1024:.1f} GB | "
+            + f" | {_f(other)} | {c['peak_rss_mb'] / 1024:.1f} / "
+            f"{w['peak_rss_mb'] / 1024:.1f} GB | "
             f"{_f(c['loadavg'][0], 1)} / {_f(w['loadavg'][0], 1)} |")
     lines += ["", *_fits(rows), ""]
     return lines
