@@ -195,3 +195,48 @@ def test_format_2_is_written_format_1_is_read_newer_sketches_are_refused(
     with pytest.raises(FingerprintFormatError, match=r"sketch version .* re-create"):
         Fingerprint.load(tmp_path / "future.fp.json")
     assert main(["compare", str(tmp_path / "future.fp.json"), str(tmp_path / "new.fp.json")]) == 2
+
+
+def test_every_read_of_the_sketch_pass_counts_towards_releasing_mapped_pages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row runs and scattered row sets (embedding rows, sampled units) alike: with a release
+    threshold of one byte, the source is asked to drop its mapped pages at least once per
+    tensor the sketch pass reads, so resident pages never pile up over a model (scattered
+    reads once went uncounted: 0.56 GB of mapped pages for a 1.2 GB model). The fingerprint
+    is the same as without releases."""
+    import modelprint.fingerprint.sketches as sketch_module
+    from modelprint.sources import pages
+
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    with open_source(str(m.path)) as src:
+        plain = build_fingerprint(src).to_json()
+    in_sketches = [False]
+    touched: set[str] = set()
+    calls: list[int] = []
+    real_sketches = sketch_module.compute_sketches
+
+    def sketches(*a: object, **k: object) -> object:
+        in_sketches[0] = True
+        try:
+            return real_sketches(*a, **k)  # type: ignore[arg-type]
+        finally:
+            in_sketches[0] = False
+
+    monkeypatch.setattr(sketch_module, "compute_sketches", sketches)
+    monkeypatch.setattr(pages, "RELEASE_BYTES", 1)
+    with open_source(str(m.path)) as src:
+        for method in ("read_rows", "read_row_set"):
+            real = getattr(src, method)
+
+            def spy(name: str, *a: object, _real: object = real) -> object:
+                if in_sketches[0]:
+                    touched.add(name)
+                return _real(name, *a)  # type: ignore[operator]
+
+            monkeypatch.setattr(src, method, spy)
+        monkeypatch.setattr(src, "release_pages",
+                            lambda: calls.append(1) if in_sketches[0] else None)
+        fp = build_fingerprint(src).to_json()
+    assert len(touched) > 5 and len(calls) >= len(touched)
+    for key in ("tensors", "curves", "sketches"):
+        assert fp[key] == plain[key]

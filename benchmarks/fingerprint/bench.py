@@ -44,18 +44,21 @@ NOTES = """
   0.09-0.25 GB real models, well under 1 GB. Blocks are streamed in the stored dtype, never a
   whole tensor in float64, and the builder asks the source to drop resident pages of its
   memory maps every 64 MB read (mapped pages otherwise count in RSS until unmapped: before
-  that, RSS tracked the file size, 1.25 GB for this model). The GGUF rows are a little higher
-  because the ``gguf`` package dequantises a block into float32 temporaries.
+  that, RSS tracked the file size, 1.25 GB for this model). Until 2026-12-01 the sketch
+  pass's scattered row reads (embedding rows, sampled units) were not counted, and this
+  model's mapped pages reached 0.56 GB (peak RSS 0.68 GB); they are counted now (a test
+  checks it). The GGUF rows are a little higher because dequantisation makes float32
+  temporaries.
 * **16-bit statistics**: the bit-pattern histogram is 3-4x faster than float64 conversion
   on the same core (micro-benchmark line above: what this run's machine gave). Machines of
   this kind differ about 2x in per-core speed: 1.3-1.7 GB/s (against 0.5-0.6 GB/s naive) on
-  the machine of earlier runs, 0.84 GB/s (against 0.23 GB/s naive, the ~0.2 GB/s the issue
-  quotes) on the one of the 2026-12-01 run. Exact: every test compares with ``torch.std`` on
-  float64 to 1e-10 relative.
+  the machine of earlier runs, 0.84-1.12 GB/s (against 0.20-0.27 GB/s naive, the ~0.2 GB/s
+  the issue quotes) on the one of the 2026-12-01 runs. Exact: every test compares with
+  ``torch.std`` on float64 to 1e-10 relative.
 * **Target not met end to end**: the 1 GB/s target for stored 16-bit weights is reached by
-  the statistics core only on the faster machine; the whole first run gets 0.33-0.43 GB/s and
-  the re-run 0.46-0.50 GB/s, because the sketch pass and the per-tensor sha256 come on top
-  of the histogram (next point).
+  the statistics core alone (0.84-1.7 GB/s by machine and load); the whole first run gets
+  0.33-0.52 GB/s and the re-run 0.46-0.67 GB/s over the runs of 2026-12-01, because the
+  sketch pass and the per-tensor sha256 come on top of the histogram (next point).
 * **What limits the whole**: ``np.bincount`` holds the GIL, so the statistics use one core;
   sha256 (~1.8 GB/s with SHA-NI, GIL released) runs on the other. A re-run (file digests
   memoised) is therefore bounded by the histogram (0.84-1.7 GB/s by machine); a
@@ -65,9 +68,11 @@ NOTES = """
   and costs another ~0.3-0.5 CPU-s per GB. With the machine shared by other jobs (load in the
   header; ~9 on 2 cores in an earlier run) the process may get a fraction of a core: the
   GB/CPU-s column is the better guide to cost, the GB/s columns are what this run saw.
-* **GGUF** throughput is bound by dequantisation in the ``gguf`` package (numpy code that
-  splits every block), 0.02-0.05 GB/s of quantised bytes; the statistics on the resulting
-  float32 are a small fraction of the time.
+* **GGUF** throughput is bound by dequantisation with the ``gguf`` package's numpy
+  decoders, 0.06-0.08 GB/s of quantised bytes (~4-7x as many float32 bytes). Since
+  2026-12-01 they are called on ~256 KB row groups (``sources/_dequant.py``, bit-identical);
+  ``gguf.quants.dequantize`` works 16 rows at a time, and its per-call overhead held
+  SmolLM2 and Gemma 3 at 0.02-0.03 GB/s (4.0 s and 7.6 s, now 1.5-2.0 s and 3.0 s).
 """
 
 

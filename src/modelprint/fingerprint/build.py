@@ -55,11 +55,18 @@ class _CountingSource:
         self._releaser = releaser
         self._last: str | None = None
 
-    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+    def _touch(self, name: str) -> None:
         if name != self._last:
             self._last = name
             self._releaser.add(self._source.tensors()[name].nbytes)
+
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        self._touch(name)
         return self._source.read_rows(name, start, stop)
+
+    def read_row_set(self, name: str, rows: np.ndarray) -> np.ndarray:
+        self._touch(name)
+        return self._source.read_row_set(name, rows)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
