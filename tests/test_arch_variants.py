@@ -189,3 +189,37 @@ def test_gemma3_multimodal_wrapper_uses_the_text_tower(tmp_path: Path, prefix: s
     info, slots = _resolve(model)
     assert info.family == "gemma3" and info.norm_offset == 1.0 and info.num_layers == 2
     assert not any("vision" in s.tensor for s in slots)
+
+
+@pytest.mark.parametrize(("family", "kind"), [
+    ("llama", "safetensors"), ("gpt2", "safetensors"), ("qwen2_moe", "safetensors"),
+    ("phi3", "safetensors"), ("llama", "gguf"), ("qwen2moe", "gguf")])
+def test_column_subsets_equal_slices_of_the_whole(tmp_path: Path, family: str,
+                                                  kind: str) -> None:
+    """``cols`` (and ``rows`` with ``cols``) give exactly the slice of the whole HF-layout
+    matrix, in the order asked, for row-major, transposed (GPT-2 Conv1D), fused (Phi-3) and
+    expert storage and for GGUF (experts stacked 3-D); a column subset of a vector is
+    refused."""
+    from tests.synth import make_gguf
+
+    model = (make_gguf(tmp_path, family, qtype="Q8_0") if kind == "gguf"
+             else make_model(tmp_path, family, dtype="BF16"))
+    rng = np.random.default_rng(0)
+    checked = 0
+    with open_source(model.path) as src:
+        _, slots = resolve(src)
+        for slot in slots:
+            whole = load_slot(src, slot)
+            if whole.ndim != 2:
+                with pytest.raises(IndexError):
+                    load_slot(src, slot, cols=np.array([0]))
+                continue
+            cols = rng.permutation(whole.shape[1])[: max(1, whole.shape[1] // 3)]
+            rows = rng.permutation(whole.shape[0])[: max(1, whole.shape[0] // 4)]
+            got = load_slot(src, slot, cols=cols)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, whole[:, cols], err_msg=str(slot))
+            np.testing.assert_array_equal(load_slot(src, slot, rows=rows, cols=cols),
+                                          whole[rows][:, cols], err_msg=str(slot))
+            checked += 1
+    assert checked >= 4

@@ -34,13 +34,17 @@ class DictWeights:
     def __init__(self, ws: Weights) -> None:
         self.ws = ws
 
-    def get(self, role: str, layer: int | None, expert: int | None = None) -> np.ndarray | None:
+    def get(self, role: str, layer: int | None, expert: int | None = None, *,
+            cols: np.ndarray | None = None) -> np.ndarray | None:
         w = self.ws.get((role, layer, expert))
-        return None if w is None else w.astype(np.float32)
+        if w is None:
+            return None
+        return (w if cols is None else w[:, np.asarray(cols)]).astype(np.float32)
 
     def rows(self, role: str, layer: int | None, index: np.ndarray,
-             expert: int | None = None) -> np.ndarray | None:
-        w = self.get(role, layer, expert)
+             expert: int | None = None, *, cols: np.ndarray | None = None
+             ) -> np.ndarray | None:
+        w = self.get(role, layer, expert, cols=cols)
         return None if w is None else w[np.asarray(index)]
 
 

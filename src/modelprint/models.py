@@ -47,10 +47,11 @@ class SourceWeights:
         self._slots = {(s.role, s.layer, s.expert): s for s in slots}
         self._pages = PageReleaser(source)
 
-    def _read(self, slot: RoleSlot, rows: np.ndarray | None) -> np.ndarray:
+    def _read(self, slot: RoleSlot, rows: np.ndarray | None,
+              cols: np.ndarray | None) -> np.ndarray:
         from modelprint.arch import load_slot
 
-        values = load_slot(self.source, slot, rows=rows)
+        values = load_slot(self.source, slot, rows=rows, cols=cols)
         self._pages.add(self.source.tensors()[slot.tensor].nbytes)
         offset = self._offset(slot.role)
         return values + np.float32(offset) if offset else values
@@ -63,14 +64,17 @@ class SourceWeights:
     def slots(self) -> list[RoleSlot]:
         return list(self._slots.values())
 
-    def get(self, role: str, layer: int | None, expert: int | None = None) -> np.ndarray | None:
+    def get(self, role: str, layer: int | None, expert: int | None = None, *,
+            cols: np.ndarray | None = None) -> np.ndarray | None:
         slot = self._slots.get((role, layer, expert))
-        return None if slot is None else self._read(slot, None)
+        return None if slot is None else self._read(slot, None, cols)
 
     def rows(self, role: str, layer: int | None, index: np.ndarray,
-             expert: int | None = None) -> np.ndarray | None:
+             expert: int | None = None, *, cols: np.ndarray | None = None
+             ) -> np.ndarray | None:
         slot = self._slots.get((role, layer, expert))
-        return None if slot is None else self._read(slot, np.asarray(index, dtype=np.int64))
+        return None if slot is None else self._read(slot, np.asarray(index, dtype=np.int64),
+                                                    cols)
 
     def close(self) -> None:
         self.source.close()

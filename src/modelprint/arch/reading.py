@@ -73,41 +73,61 @@ def _hf_row_index(slot: RoleSlot, rows: int, select: Sequence[int] | np.ndarray 
     return idx[sel]
 
 
-def _read_index(source: ModelSource, name: str, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (any order) of a stored tensor (the source reads them as it reads best)."""
+def _read_index(source: ModelSource, name: str, idx: np.ndarray,
+                cols: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``idx`` (any order) of a stored tensor (the source reads them as it reads best),
+    float32; ``cols`` keeps only those columns, taken before the float32 conversion (a 256-of-
+    4096 column subset of a BF16 matrix: ~6x less time than converting it whole)."""
     if idx.size == 0:
         shape = source.tensors()[name].shape
-        return np.zeros((0, *shape[1:]), dtype=np.float32)
+        width = len(cols) if cols is not None else None
+        return np.zeros((0, *([width] if width is not None else shape[1:])), dtype=np.float32)
+
+    def finish(data: np.ndarray) -> np.ndarray:
+        if cols is not None:
+            data = np.take(data, cols, axis=1)  # ~4x faster than data[:, cols]
+        return np.asarray(data, dtype=np.float32)
+
     first = int(idx[0])
     if np.array_equal(idx, np.arange(first, first + idx.size)):
         # one run (a whole matrix, most often): read it as a block, no gather, no reorder
-        return np.asarray(source.read_rows(name, first, first + idx.size), dtype=np.float32)
+        return finish(source.read_rows(name, first, first + idx.size))
     order = np.argsort(idx, kind="stable")
     # One stored row per entry of ``idx`` (a repeated index starts a new run), sorted.
-    data = np.asarray(source.read_row_set(name, idx[order]), dtype=np.float32)
+    data = finish(source.read_row_set(name, idx[order]))
     out = np.empty_like(data)
     out[order] = data
     return out
 
 
 def load_slot(source: ModelSource, slot: RoleSlot,
-              rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-    """The slot as float32 in HF layout; ``rows`` selects HF rows (e.g. embedding rows).
+              rows: Sequence[int] | np.ndarray | None = None,
+              cols: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """The slot as float32 in HF layout; ``rows`` selects HF rows (e.g. embedding rows),
+    ``cols`` HF columns of a matrix (e.g. the residual dimensions a check pairs).
 
     Reads only what is needed: the selected rows for row-major storage, one expert of a stacked
     tensor, or (for transposed storage, where an HF row is a stored column) every stored row
-    block, keeping only the wanted columns.
+    block, keeping only the wanted columns. Columns are selected before the float32 conversion.
     """
     info = source.tensors()[slot.tensor]
+    col_idx = None if cols is None else np.asarray(cols, dtype=np.int64)
     if _is_stacked(source, slot):
         assert slot.expert is not None
-        mat = np.asarray(source.read_rows(slot.tensor, slot.expert, slot.expert + 1)[0],
-                         dtype=np.float32)
-        return np.ascontiguousarray(mat[_hf_row_index(slot, mat.shape[0], rows)])
+        mat = source.read_rows(slot.tensor, slot.expert, slot.expert + 1)[0]
+        mat = mat[_hf_row_index(slot, mat.shape[0], rows)]
+        if col_idx is not None:
+            mat = np.take(mat, col_idx, axis=1)
+        return np.ascontiguousarray(mat, dtype=np.float32)
     if len(info.shape) <= 1 or not slot.transpose:
+        if col_idx is not None and len(info.shape) != 2:
+            raise IndexError(f"columns of {slot.role}: not a matrix ({info.shape})")
         idx = _hf_row_index(slot, info.rows, rows)
-        return np.ascontiguousarray(_read_index(source, slot.tensor, idx))
+        return np.ascontiguousarray(_read_index(source, slot.tensor, idx, col_idx))
     idx = _hf_row_index(slot, info.shape[1], rows)
-    cols = [np.asarray(block[:, idx], dtype=np.float32)
-            for _, block in source.iter_row_blocks(slot.tensor)]
-    return np.ascontiguousarray(np.concatenate(cols, axis=0).T)
+    blocks = [np.asarray(block[:, idx], dtype=np.float32)
+              for _, block in source.iter_row_blocks(slot.tensor)]
+    whole = np.concatenate(blocks, axis=0).T
+    if col_idx is not None:  # HF columns are stored rows here
+        whole = np.take(whole, col_idx, axis=1)
+    return np.ascontiguousarray(whole)

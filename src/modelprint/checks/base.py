@@ -22,13 +22,17 @@ DECISIVE, WEAK, CONTEXT = "decisive", "weak", "context"
 class WeightAccess(Protocol):
     """Lazy access to a model's role tensors in HF layout (float32)."""
 
-    def get(self, role: str, layer: int | None, expert: int | None = None) -> np.ndarray | None:
-        """The whole tensor of one slot, or None when the model has no such slot."""
+    def get(self, role: str, layer: int | None, expert: int | None = None, *,
+            cols: np.ndarray | None = None) -> np.ndarray | None:
+        """The whole tensor of one slot (only columns ``cols`` of a matrix when given), or
+        None when the model has no such slot."""
 
     def rows(
-        self, role: str, layer: int | None, index: np.ndarray, expert: int | None = None
+        self, role: str, layer: int | None, index: np.ndarray, expert: int | None = None, *,
+        cols: np.ndarray | None = None,
     ) -> np.ndarray | None:
-        """Selected rows of one slot (e.g. embedding rows of chosen tokens)."""
+        """Selected rows of one slot (e.g. embedding rows of chosen tokens), optionally only
+        columns ``cols``."""
 
 
 @dataclass

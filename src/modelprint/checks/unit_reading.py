@@ -83,25 +83,22 @@ class UnitSide:
     def full_views(self, kinds: list[str], layer: int, expert: int | None,
                    units: np.ndarray | None, dims: np.ndarray,
                    sign: np.ndarray | None) -> list[np.ndarray]:
-        """(units x paired dims) float32 matrices, one per view kind. Up/gate rows of a unit
-        subset are read alone (the source gathers them and decodes once); down's units are
-        columns, so that matrix is read whole and sliced."""
+        """(units x paired dims) float32 matrices, one per view kind. Only what is used is
+        read and converted: the paired residual dims (columns of up/gate, rows of down) and,
+        for a unit subset, its up/gate rows (gathered and decoded once) or down columns."""
         w = self.view.weights
         assert w is not None
         out = []
         for kind in kinds:
             role = self.roles[kind]
-            # np.take on a column axis: ~4x faster than m[:, idx] on these matrices
-            if kind == "down":
-                m = w.get(role, layer, expert)
+            if kind == "down":  # units are columns: the paired dims' rows, unit columns
+                m = w.rows(role, layer, dims, expert, cols=units)
                 assert m is not None
-                m = m[dims]
-                m = (np.take(m, units, axis=1) if units is not None else m).T
-            else:
-                m = (w.get(role, layer, expert) if units is None
-                     else w.rows(role, layer, units, expert))
+                m = m.T
+            else:  # only the paired residual dims are read (converted) at all
+                m = (w.get(role, layer, expert, cols=dims) if units is None
+                     else w.rows(role, layer, units, expert, cols=dims))
                 assert m is not None
-                m = np.take(m, dims, axis=1)
             if sign is not None:
                 m = m * sign.astype(np.float32)
             out.append(np.asarray(m, dtype=np.float32))
