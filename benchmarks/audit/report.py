@@ -17,9 +17,10 @@ NOTES = """
 
 * **The < 10 s target is met for every real pair**: 4.3-8.5 s cold (neither model
   fingerprinted before) and 2.3-4.2 s warm (both fingerprints cached), whole process, imports
-  included, over the two runs of 2026-12-01 21:43 and 21:59 UTC (the run-to-run spread, up to
-  ~1.5 s on one pair, is the shared machine). The first run of the day, on the same machine,
-  gave 6.2-11.9 s cold and 4.2-7.1 s warm. What changed, each measured on its own:
+  included, over three runs on 2026-12-01 (21:43, 21:59 and 22:49 UTC; the tables show the
+  last; the run-to-run spread, up to ~1.5 s on one pair, is the shared machine). The first
+  run of the day, on the same machine, gave 6.2-11.9 s cold and 4.2-7.1 s warm. What
+  changed, each measured on its own:
   * **GGUF dequantisation** (``sources/_dequant.py``): ``gguf.quants.dequantize`` decodes 16
     rows per call and the per-call overhead dominated; the package's own per-type decoder
     called on ~256 KB row groups gives bit-identical values (tested for every GGML type)
@@ -33,12 +34,15 @@ NOTES = """
     the child is stopped as soon as both models are loaded.
   * **Vocabularies**: canonical token spelling in one pass and GGUF string arrays in one
     loop -- Gemma 3's first fingerprint 3.7 -> 2.6 s, its header 0.4 -> 0.2 s.
-  * **Row reads**: ``mlp_matching`` reads only the query side's sampled up/gate rows, and
-    safetensors gathers scattered rows in one step (checks of a 512 x 64 pair 2.5 -> 2.1 s).
-    Every check result is unchanged (compared on the real pairs before and after).
+  * **Reading only what is used**: ``mlp_matching`` reads the query side's sampled up/gate
+    rows only and, of every matrix, only the paired residual dims, selected before the
+    float32 conversion (``load_slot(cols=)``, with ``np.take``: ~4x faster than fancy
+    indexing on a column axis); safetensors gathers scattered rows in one step. Warm checks
+    of a 2048 x 32 pair 6.3-7.1 -> 4.0-4.3 s (measured between the benchmark runs).
+    Every check result is unchanged (compared on the real pairs before and after each step).
 * **What dominates.** Cold: fingerprinting (2.7-5.5 s of a real pair, both models side by
   side). Warm: imports (~0.9 s: numpy, scipy.optimize ~0.3 s, scipy.special ~0.3 s,
-  modelprint) and ``mlp_matching`` (0.6-1.7 s: reading both models' MLP rows and one 256 x
+  modelprint) and ``mlp_matching`` (0.5-1.7 s: reading both models' MLP rows and one 256 x
   units linear assignment per layer pair).
 * **Side by side.** This machine's two vCPUs give much less than twice one core when both
   stream weights: two fingerprints of a 512 x 64 model run at once take 5.1 s each against
@@ -51,24 +55,26 @@ NOTES = """
   pair is under 10 s either way.
 * **The largest pair built here**, a 7B-class shape (d = 4096, 32 layers, GQA 4:1, 5.9 B
   parameters, 11.8 GB BF16 per model, three models = 35 GB, more than the machine's 24 GB
-  of RAM, so the cold runs also read from disk): 76 s cold, of which 56-59 s fingerprinting
-  both models (~0.42 GB/s together), and 18-21 s warm (checks 16-18 s, ``mlp_matching``
-  12-13 s of it); peak RSS 0.7 GB cold and 0.65 GB warm; verdicts right (derived /
-  independent).
-* **Memory stays flat**: peak RSS at most 0.72 GB cold and 0.65 GB warm for every pair, from
-  0.03 B to 5.9 B parameters (11.8 GB BF16 per model). The checks now release mapped pages as
+  of RAM, so the cold runs also read from disk): 70-72 s cold, of which 58-60 s
+  fingerprinting both models (~0.4 GB/s together), and 12-14 s warm (checks 9.5-11 s:
+  ``mlp_matching`` 6 s, the residual alignment 2.2-4 s); peak RSS 0.65 GB cold and warm;
+  verdicts right (derived / independent). The first run of this shape, before the column
+  subsets and ``np.take``, took 76 s cold and 18-21 s warm (``mlp_matching`` 12-13 s).
+* **Memory stays flat**: peak RSS at most 0.65 GB cold and warm for every pair, from 0.03 B
+  to 5.9 B parameters (11.8 GB BF16 per model). The checks now release mapped pages as
   they read, as the fingerprint builder does; before, the warm peak tracked the model size
   (1.6 GB at 2048 x 16, 2.9 GB at 1.67 B). The cold column is this process: the child
   fingerprinting the reference has its own, similar peak.
 * **How it scales.** Fingerprinting is linear in the bytes stored (parameters ~ 11 L d^2 +
-  2 V d) plus a fixed ~1 s for the pair at small sizes (the fitted exponents d^0.9, L^0.7
-  are flattened by it); about 0.45 GB/s of BF16 for the two models together on this machine. The
-  checks grow ~d^1.0-1.1 L^0.7-0.8 in total: ``mlp_matching`` ~d^1.2-1.3 L^0.8-0.9 (per layer,
-  256 sampled units against all ~8/3 d units of the other side), ``attention_cka`` ~linear in
-  d and L, and the residual alignment (in ``embedding_alignment``) independent of depth,
-  ~d^1.4-1.6 up to d = 2048 and 2-4.5x from 2048 to 4096 (a d x d assignment, the one
-  super-linear term: 2.2-4.5 s at d = 4096; an independent pair, with no structure for the
-  solver, is the slow case).
+  2 V d) plus a fixed ~1 s for the pair at small sizes (the fitted exponents d^0.8-0.9,
+  L^0.6 are flattened by it); about 0.4-0.45 GB/s of BF16 for the two models together on
+  this machine. The checks grow sub-linearly over the sweep, ~d^0.8-0.9 L^0.6-0.7 in total
+  (fixed per-pair costs weigh at small sizes): ``mlp_matching`` ~d^0.9-1.0 L^0.6-0.7 (per
+  layer, 256 sampled units against all ~8/3 d units of the other side, on 256 paired
+  residual dims), ``attention_cka`` ~d^0.8 L^0.8-0.9, and the residual alignment (in
+  ``embedding_alignment``) independent of depth, ~d^1.3-1.5 up to d = 2048 and 2-4.5x from
+  2048 to 4096 (a d x d assignment, the one super-linear term: 2.3-4.4 s at d = 4096; an
+  independent pair, with no structure for the solver, is the slow case).
 
 ## Reading the numbers
 
