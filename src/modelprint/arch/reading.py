@@ -125,9 +125,9 @@ def load_slot(source: ModelSource, slot: RoleSlot,
         idx = _hf_row_index(slot, info.rows, rows)
         return np.ascontiguousarray(_read_index(source, slot.tensor, idx, col_idx))
     idx = _hf_row_index(slot, info.shape[1], rows)
+    if col_idx is not None:  # HF columns are stored rows here: read only those
+        stored = _read_index(source, slot.tensor, col_idx)
+        return np.ascontiguousarray(np.take(stored, idx, axis=1).T)
     blocks = [np.asarray(block[:, idx], dtype=np.float32)
               for _, block in source.iter_row_blocks(slot.tensor)]
-    whole = np.concatenate(blocks, axis=0).T
-    if col_idx is not None:  # HF columns are stored rows here
-        whole = np.take(whole, col_idx, axis=1)
-    return np.ascontiguousarray(whole)
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0).T)

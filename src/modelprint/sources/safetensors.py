@@ -301,10 +301,10 @@ class SafetensorsSource(ModelSource):
         """Scattered rows in one gather from the map (stored dtype), instead of one read per
         run: a 256-unit sample of an MLP matrix is 256 runs."""
         arr = self._array(name)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)  # as read_rows does
         rows = np.asarray(rows, dtype=np.int64)
-        if arr.ndim < 1 or rows.size == 0:
-            return arr.reshape(-1)[:0] if arr.ndim < 1 else arr[:0]
-        if rows.min() < 0 or rows.max() >= arr.shape[0]:
+        if rows.size and (rows.min() < 0 or rows.max() >= arr.shape[0]):
             raise IndexError(f"{self.reference}: row index out of range for {name!r} "
                              f"({arr.shape[0]} rows)")
         return arr[rows]
