@@ -50,6 +50,7 @@ import numpy as np
 from modelprint.calibration.nulls import empirical_p, null_scores, predictive_p
 from modelprint.checks.alignment import Alignment, align
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
+from modelprint.checks.canonical import fold_columns, reader_gain
 from modelprint.checks.cka import Gram, PairedHSIC, hsic_matrix, hsic_paired
 from modelprint.checks.layer_alignment import align_layers
 from modelprint.fingerprint.model import Fingerprint
@@ -59,13 +60,16 @@ ROLES = ("attn.q", "attn.k")
 
 
 def _projections(fp: Fingerprint) -> dict[tuple[str, int], np.ndarray]:
+    """``W^T R`` per (role, layer) in canonical form: rows (residual dims) times the norm gain
+    Q and K read through (``checks/canonical.py``)."""
     proj = (fp.sketches or {}).get("projection", {})
     out = {}
     for role in ROLES:
         for layer in range(fp.num_layers):
             entry = proj.get(slot_key(role, layer, None))
             if entry is not None:
-                out[(role, layer)] = decode(entry)
+                out[(role, layer)] = fold_columns(decode(entry).T,
+                                                  reader_gain(fp, role, layer)).T
     return out
 
 
@@ -131,9 +135,13 @@ def _similarity(ga: _Grams, gb: _Grams, la: int, lb: int,
 def _aligned(pa: dict[tuple[str, int], np.ndarray], pb: dict[tuple[str, int], np.ndarray],
              al: Alignment | None) -> tuple[dict[tuple[str, int], np.ndarray],
                                             dict[tuple[str, int], np.ndarray]]:
-    """Both sides restricted/ordered to the narrower model's residual dims, signs applied."""
+    """Both sides restricted/ordered to the narrower model's residual dims, signs applied;
+    under a rotation, A's sketches are rotated into B's basis (``M^T W^T R``)."""
     if al is None:
         return pa, pb
+    if al.rotated and al.procrustes is not None:
+        m = al.procrustes
+        return {k: m.T @ v for k, v in pa.items() if v.shape[0] == m.shape[0]}, pb
     idx, sign = al.target_to_base, al.sign[:, None]
     if al.a_is_base:
         return {k: v[idx] * sign for k, v in pa.items()}, pb
@@ -174,7 +182,7 @@ class AttentionCKA:
                                            "a fingerprint holds no Q/K projection sketches",
                                            min_score)
         al = align(fa, fb)
-        basis = "shared-token embedding alignment"
+        basis = al.describe() if al is not None else ""
         if al is None:
             if fa.architecture.hidden_size != fb.architecture.hidden_size:
                 return Evidence.not_applicable(

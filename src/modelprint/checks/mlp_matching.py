@@ -43,11 +43,13 @@ import numpy as np
 
 from modelprint.checks.alignment import align
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
+from modelprint.checks.canonical import disguises
 from modelprint.checks.curves import resolve_alignment
 from modelprint.checks.layer_alignment import align_layers
 from modelprint.checks.unit_matching import (
     LN10,
     ResidualMap,
+    SideMap,
     bonferroni_logp,
     combine,
     layer_similarity,
@@ -92,20 +94,25 @@ def similarity_fn(sa: UnitSide, sb: UnitSide, rmap: ResidualMap, full: bool,
                   max_experts: int = 8) -> Callable[[], np.ndarray]:
     """Lazy layer-by-layer CKA of the up projections (unit-order invariant)."""
     def compute() -> np.ndarray:
+        empty = np.zeros((len(sa.layers()), len(sb.layers())))
+        side_a: SideMap | tuple[np.ndarray, np.ndarray | None]
+        side_b: SideMap | tuple[np.ndarray, np.ndarray | None]
         if full:
-            ia, ib, sg = rmap.a_dims, rmap.b_dims, rmap.sign
+            side_a, side_b = rmap.side_a(), rmap.side_b()
         else:
             cols = next((np.asarray(v["cols"]) for (r, _, _), v in sa.sketches.items()
                          if r == sa.roles["up"]), None)
             if cols is None:
-                return np.zeros((len(sa.layers()), len(sb.layers())))
+                return empty
             ia, ib, sg = rmap.within(cols)
+            if len(ia) < 4:     # e.g. a rotated stream: sketches have too few dims
+                return empty
+            side_a, side_b = (ia, sg), (ib, None)
         xa = {i: x for i in sa.layers()
-              if (x := sa.summary(i, ia, sg, full, max_experts)) is not None}
+              if (x := sa.summary(i, side_a, full, max_experts)) is not None}
         xb = {j: x for j in sb.layers()
-              if (x := sb.summary(j, ib, None, full, max_experts)) is not None}
-        return layer_similarity(xa, xb, sa.layers(), sb.layers()) if xa and xb else \
-            np.zeros((len(sa.layers()), len(sb.layers())))
+              if (x := sb.summary(j, side_b, full, max_experts)) is not None}
+        return layer_similarity(xa, xb, sa.layers(), sb.layers()) if xa and xb else empty
     return compute
 
 
@@ -215,7 +222,10 @@ class MlpMatching:
                 logps.append(bonferroni_logp(lo))
                 clogps.append(bonferroni_logp(lc))
         if not records:
-            reason = ("no layer pair has MLP sketches of the same shape and a common residual "
+            reason = ("the residual streams differ by a rotation, which sketches of 64 "
+                      "residual dimensions cannot undo: needs full weights of both models "
+                      f"({rmap.basis})" if not full and rmap.rotation is not None else
+                      "no layer pair has MLP sketches of the same shape and a common residual "
                       "basis (width-pruned MLPs need full weights)" if not full else
                       "no layer pair with comparable MLP weights")
             return Evidence.not_applicable(self.name, self.strength, reason, alpha)
@@ -226,6 +236,9 @@ class MlpMatching:
         rhos = np.array([r["rho"] for r in records])
         indicates = bool(logp <= np.log(alpha))
         summary = _summary(records, indicates, order_logp <= cons_logp)
+        undone = disguises(a.fingerprint, b.fingerprint, rmap)
+        if indicates and undone:
+            summary += f" ({'; '.join(undone)})"
         return Evidence(
             check=self.name, strength=self.strength, applicable=True,
             score=float(np.mean(rhos)), threshold=alpha, p_value=p,
@@ -246,7 +259,9 @@ class MlpMatching:
                 "path": path, "residual_basis": rmap.basis,
                 "units": "experts, each against the same-index expert" if experts else
                          "dense MLP",
-                "residual_dims": len(rsub.a_dims) if full else None,
+                "residual_dims": len(rsub.b_dims) if full else None,
+                "residual_rotated": rmap.rotation is not None,
+                "disguises_undone": undone,
                 "layer_pairing": how,
                 "similarity_matrix": None if sim is None else np.round(sim, 4).tolist(),
                 "matched_fraction": float(np.mean([r["identity_fraction"] for r in records])),

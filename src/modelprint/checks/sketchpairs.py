@@ -2,7 +2,8 @@
 
 Both element-wise checks (``identity``, ``weights_cosine``) compare the same role of the same
 layer (and expert) when the shapes agree; sketches of equal shapes sample equal positions
-(``fingerprint/sketches.py``). Layers pair index by index unless a layer alignment
+(``fingerprint/sketches.py``), compared in canonical form (norm gains folded into the matrices
+that read the normed stream). Layers pair index by index unless a layer alignment
 ``[(layer_a, layer_b), ...]`` is given (depth changes).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from modelprint.checks.canonical import fold_columns, reader_gain
 from modelprint.fingerprint.model import Fingerprint
 from modelprint.fingerprint.sketches import decode
 
@@ -61,4 +63,11 @@ def sketch_pairs(a: Fingerprint, b: Fingerprint,
         if eb is None or list(ea["shape"]) != list(eb["shape"]):
             continue
         yield SketchPair(role, layer, lb, expert, (int(ea["shape"][0]), int(ea["shape"][1])),
-                         decode(ea), decode(eb))
+                         _canonical(a, role, layer, ea), _canonical(b, role, lb, eb))
+
+
+def _canonical(fp: Fingerprint, role: str, layer: int | None, entry: dict[str, Any]
+               ) -> np.ndarray:
+    """The sketch with the norm gain its role reads through folded in (a folded copy then
+    sketches like its original; ``checks/canonical.py``)."""
+    return fold_columns(decode(entry), reader_gain(fp, role, layer), np.asarray(entry["cols"]))

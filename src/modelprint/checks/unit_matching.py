@@ -97,14 +97,38 @@ def to_p(logp: float) -> float:
 
 
 @dataclass(frozen=True)
+class SideMap:
+    """How to read one side's vectors over residual dimensions into the common basis: the
+    stored columns ``dims`` (all when None), times ``sign``, then times ``post`` (a rotation
+    restricted to the common dims) when given."""
+
+    dims: np.ndarray | None
+    sign: np.ndarray | None = None
+    post: np.ndarray | None = None
+
+    def apply(self, m: np.ndarray) -> np.ndarray:
+        """``m`` holds the columns ``dims`` already (units x len(dims))."""
+        if self.sign is not None:
+            m = m * self.sign.astype(np.float32)
+        if self.post is not None:
+            m = np.asarray(m, dtype=np.float32) @ self.post.astype(np.float32)
+        return m
+
+
+@dataclass(frozen=True)
 class ResidualMap:
     """Paired residual dimensions: column ``a_dims[k]`` of A equals ``sign[k]`` times column
-    ``b_dims[k]`` of B (as far as the embedding alignment can tell)."""
+    ``b_dims[k]`` of B (as far as the embedding alignment can tell).
+
+    When the alignment found a rotated residual stream, ``rotation`` (d_A x d_B) is set: A's
+    vectors over *all* its residual dimensions are mapped into B's basis (``v @ rotation``)
+    and compared on B's dimensions ``b_dims``; ``a_dims`` and ``sign`` are then unused."""
 
     a_dims: np.ndarray
     b_dims: np.ndarray
     sign: np.ndarray
     basis: str
+    rotation: np.ndarray | None = None
 
     @classmethod
     def from_alignment(cls, al: Alignment | None, width_a: int, width_b: int) -> ResidualMap | None:
@@ -116,24 +140,43 @@ class ResidualMap:
             ident = np.arange(width_a)
             return cls(ident, ident, np.ones(width_a), "identity (no shared-token embeddings; "
                                                        "equal widths)")
+        if al.rotated and al.procrustes is not None and al.procrustes.shape == (width_a,
+                                                                                width_b):
+            return cls(np.arange(width_a), np.arange(width_b), np.ones(width_b),
+                       al.describe(), al.procrustes)
         narrow = np.arange(len(al.target_to_base))
         wide = np.asarray(al.target_to_base)
         a_dims, b_dims = (wide, narrow) if al.a_is_base else (narrow, wide)
-        return cls(a_dims, b_dims, np.asarray(al.sign, dtype=np.float64),
-                   f"shared-token embedding alignment ({al.shared_tokens} tokens)")
+        return cls(a_dims, b_dims, np.asarray(al.sign, dtype=np.float64), al.describe())
 
     def subsample(self, k: int) -> ResidualMap:
         """At most ``k`` of the pairs (a fixed, seeded choice): cosines over a random subset of
-        residual dimensions rank units almost as well, at a fraction of the cost."""
-        if len(self.a_dims) <= k:
+        residual dimensions rank units almost as well, at a fraction of the cost. Under a
+        rotation the subset is of B's dimensions (A is read whole and rotated)."""
+        if len(self.b_dims) <= k:
             return self
-        pick = np.sort(seeded_rng("dims", len(self.a_dims), k).choice(len(self.a_dims), k,
+        pick = np.sort(seeded_rng("dims", len(self.b_dims), k).choice(len(self.b_dims), k,
                                                                      replace=False))
+        if self.rotation is not None:
+            return ResidualMap(self.a_dims, self.b_dims[pick], self.sign[pick], self.basis,
+                               self.rotation)
         return ResidualMap(self.a_dims[pick], self.b_dims[pick], self.sign[pick], self.basis)
+
+    def side_a(self) -> SideMap:
+        if self.rotation is not None:
+            return SideMap(None, None, self.rotation[:, self.b_dims])
+        return SideMap(self.a_dims, self.sign)
+
+    def side_b(self) -> SideMap:
+        return SideMap(self.b_dims)
 
     def within(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For two sketches sampled at the same columns ``cols``: positions (into ``cols``) of
-        the A and B columns that are paired with each other, and their signs."""
+        the A and B columns that are paired with each other, and their signs. None are under
+        a rotation: a rotated vector needs every residual dimension, a sketch has 64."""
+        if self.rotation is not None:
+            empty = np.array([], dtype=np.int64)
+            return empty, empty, np.array([])
         where = {int(c): i for i, c in enumerate(cols)}
         ia, ib, sg = [], [], []
         for a, b, s in zip(self.a_dims, self.b_dims, self.sign, strict=True):

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from modelprint.checks.base import ModelView
+from modelprint.checks.canonical import fold_columns, reader_gain
 from modelprint.checks.unit_matching import (
     ResidualMap,
+    SideMap,
     assign,
     cosine,
     spearman_logp,
@@ -80,46 +82,63 @@ class UnitSide:
             out.add("down")
         return out
 
+    def gain(self, kind: str, layer: int) -> np.ndarray | None:
+        """The norm gain folded into a reader view (``checks/canonical.py``); None for down."""
+        if kind == "down":
+            return None
+        return reader_gain(self.view.fingerprint, self.roles[kind], layer)
+
     def full_views(self, kinds: list[str], layer: int, expert: int | None,
-                   units: np.ndarray | None, dims: np.ndarray,
-                   sign: np.ndarray | None) -> list[np.ndarray]:
-        """(units x paired dims) float32 matrices, one per view kind. Only what is used is
-        read and converted: the paired residual dims (columns of up/gate, rows of down) and,
-        for a unit subset, its up/gate rows (gathered and decoded once) or down columns."""
+                   units: np.ndarray | None, side: SideMap) -> list[np.ndarray]:
+        """(units x common dims) float32 matrices, one per view kind, in canonical form (norm
+        gains folded into up/gate). Only what is used is read and converted: the paired
+        residual dims (columns of up/gate, rows of down; every dim under a rotation) and, for
+        a unit subset, its up/gate rows (gathered and decoded once) or down columns."""
         w = self.view.weights
         assert w is not None
         out = []
         for kind in kinds:
             role = self.roles[kind]
             if kind == "down":  # units are columns: the paired dims' rows, unit columns
-                m = w.rows(role, layer, dims, expert, cols=units)
+                m = (w.rows(role, layer, side.dims, expert, cols=units) if side.dims is not None
+                     else w.get(role, layer, expert, cols=units))
                 assert m is not None
                 m = m.T
             else:  # only the paired residual dims are read (converted) at all
-                m = (w.get(role, layer, expert, cols=dims) if units is None
-                     else w.rows(role, layer, units, expert, cols=dims))
+                m = (w.get(role, layer, expert, cols=side.dims) if units is None
+                     else w.rows(role, layer, units, expert, cols=side.dims))
                 assert m is not None
-            if sign is not None:
-                m = m * sign.astype(np.float32)
-            out.append(np.asarray(m, dtype=np.float32))
+                m = fold_columns(m, self.gain(kind, layer), side.dims)
+            out.append(np.asarray(side.apply(m), dtype=np.float32))
         return out
 
     def sketch(self, kind: str, layer: int, expert: int | None) -> dict[str, Any] | None:
         return self.sketches.get((self.roles[kind], layer, expert))
 
-    def summary(self, layer: int, dims: np.ndarray, sign: np.ndarray | None,
+    def sketch_values(self, kind: str, layer: int, expert: int | None) -> np.ndarray | None:
+        """A sketch's sampled sub-matrix in canonical form (gains folded on its columns)."""
+        entry = self.sketch(kind, layer, expert)
+        if entry is None:
+            return None
+        return fold_columns(decode(entry), self.gain(kind, layer), np.asarray(entry["cols"]))
+
+    def summary(self, layer: int, side: SideMap | tuple[np.ndarray, np.ndarray | None],
                 full: bool, max_experts: int) -> np.ndarray | None:
         """A unit-order-invariant (paired dims x features) summary of a layer's up projection
-        (all its experts stacked), for layer-by-layer similarity."""
+        (all its experts stacked), for layer-by-layer similarity. ``side`` is the full-weight
+        reading map, or (sketch column positions, signs) on the sketch path."""
         mats = []
         for e in self.experts(layer)[:max_experts]:
             if full:
-                mats.append(self.full_views(["up"], layer, e, None, dims, sign)[0])
+                assert isinstance(side, SideMap)
+                mats.append(self.full_views(["up"], layer, e, None, side)[0])
             else:
-                entry = self.sketch("up", layer, e)
-                if entry is None:
+                assert isinstance(side, tuple)
+                values = self.sketch_values("up", layer, e)
+                if values is None:
                     continue
-                m = decode(entry)[:, dims]
+                dims, sign = side
+                m = values[:, dims]
                 mats.append(m * sign if sign is not None else m)
         if not mats:
             return None
@@ -193,9 +212,9 @@ def match_full(sa: UnitSide, slot_a: tuple[int, int | None], sb: UnitSide,
     nq = min(na, nb)
     q = subsample_units(nq, max_units, *(slot_a if a_query else slot_b))
     views_a = sa.full_views(kinds, slot_a[0], slot_a[1], q if a_query else None,
-                            rmap.a_dims, rmap.sign)
+                            rmap.side_a())
     views_b = sb.full_views(kinds, slot_b[0], slot_b[1], None if a_query else q,
-                            rmap.b_dims, None)
+                            rmap.side_b())
     vq, vt = (views_a, views_b) if a_query else (views_b, views_a)
     nt = max(na, nb)
     return _finish("a" if a_query else "b", q, q, vq, vt, na if a_query else nb,
@@ -206,7 +225,7 @@ def match_sketch(sa: UnitSide, slot_a: tuple[int, int | None], sb: UnitSide,
                  slot_b: tuple[int, int | None], rmap: ResidualMap,
                  kinds: list[str], min_dims: int = 8) -> UnitMatch | None:
     """Match the sampled units of two same-shape sketches (same positions in both models)."""
-    ea, eb = [], []
+    ea, eb, used = [], [], []
     for kind in kinds:
         if kind == "down":
             continue            # down's sampled units sit at other positions
@@ -215,14 +234,16 @@ def match_sketch(sa: UnitSide, slot_a: tuple[int, int | None], sb: UnitSide,
             continue
         ea.append(xa)
         eb.append(xb)
+        used.append(kind)
     if not ea:
         return None
     cols = np.asarray(ea[0]["cols"])
     ia, ib, sg = rmap.within(cols)
     if len(ia) < min_dims:
         return None
-    views_a = [decode(x)[:, ia] * sg for x in ea]
-    views_b = [decode(x)[:, ib] for x in eb]
+    views_a = [v[:, ia] * sg for k in used
+               if (v := sa.sketch_values(k, *slot_a)) is not None]
+    views_b = [v[:, ib] for k in used if (v := sb.sketch_values(k, *slot_b)) is not None]
     rows = np.asarray(ea[0]["rows"])
     n = int(ea[0]["shape"][0])
     return _finish("a", rows, np.arange(len(rows)), views_a, views_b, n, n, rows)
