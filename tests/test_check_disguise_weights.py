@@ -187,3 +187,22 @@ def test_attention_cka_rotates_projection_sketches(base: Any) -> None:
                       model(ws, g, "ref", weights=False),
                       {"alpha": ALPHA, "min_score": 0.05, "layer_map": None})
     assert ev2.score is not None and ev2.score < 0.3
+
+
+def test_basis_bound_checks_abstain_on_a_rotated_copy(base: Any) -> None:
+    """A rotated copy compared through fingerprints alone: the element-wise and order tests
+    are blind to it, so they must say "no information", never "no" (which would make the
+    verdict 'independent')."""
+    from modelprint.checks.embedding_alignment import CHECK as EMBED
+
+    ws, g = base
+    rot, ones = fold_and_rotate(noisy(ws, 3, 0.002), g, orthogonal(12))
+    cand, ref = model(rot, ones, "cand", weights=False), model(ws, g, "ref", weights=False)
+    for check in (COSINE, EMBED):
+        ev = check.compute(cand, ref, {"alpha": ALPHA})
+        assert ev.applicable and ev.indicates_derivation is None, check.name
+        assert "residual stream rotated" in (ev.reason or "")
+    # an independent pair keeps its negative answers
+    other = model(dense(31), gains(32), "other", weights=False)
+    for check in (COSINE, EMBED):
+        assert check.compute(other, ref, {"alpha": ALPHA}).indicates_derivation is False

@@ -76,7 +76,7 @@ class Alignment:
         perm = f"a signed permutation leaves {self.permutation_residual:.3f}"
         if self.rotated:
             return (f"residual stream rotated: orthogonal fit residual "
-                    f"{self.rotation_residual:.3f} on {self.shared_tokens} shared tokens "
+                    f"{self.rotation_residual:.3g} on {self.shared_tokens} shared tokens "
                     f"({perm})")
         rot = ("" if self.rotation_residual is None else
                f"; an orthogonal fit leaves {self.rotation_residual:.3f}")
@@ -198,3 +198,13 @@ def _align(a: Fingerprint, b: Fingerprint) -> Alignment | None:
 
 def _dims(xa: np.ndarray, xb: np.ndarray) -> tuple[int, int]:
     return int(xa.shape[1]), int(xb.shape[1])
+
+
+def blind_to_rotation(a: Fingerprint, b: Fingerprint) -> str | None:
+    """Why a check that compares residual dimensions index by index learns nothing from a
+    negative result -- the streams are rotated against each other -- or None."""
+    al = align(a, b)
+    if al is None or not al.rotated:
+        return None
+    return (f"{al.describe()}; a comparison of residual dimensions by index cannot see a "
+            "rotated copy (the hidden-unit checks undo the rotation)")

@@ -9,6 +9,11 @@ basis matches dimension i to dimension i (rho near 1). The matching strength (me
 matched columns) is reported too; it is not by itself evidence of derivation, because models
 trained on the same language share embedding geometry.
 
+The alignment also fits an orthogonal map (Procrustes); when that explains the embeddings far
+better than any signed permutation, the residual stream was rotated (QuaRot/SpinQuant-style),
+dimensions have no order to test, and an unrelated order says nothing: the check then reports
+"no information" and names the rotation and its fit residual (the hidden-unit checks undo it).
+
 Cannot show: a derivative whose residual stream was deliberately permuted fails the order test
 (the alignment still recovers it for ``attention_cka``); models without enough shared tokens.
 """
@@ -19,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modelprint.checks.alignment import MIN_SHARED_TOKENS, align
+from modelprint.checks.alignment import MIN_SHARED_TOKENS, align, blind_to_rotation
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.unit_matching import spearman_logp, to_p
 
@@ -48,7 +53,10 @@ class EmbeddingAlignment:
         # one-sided Spearman (same order), t tail floored at 1/n! (unit_matching)
         rho, logp = spearman_logp(np.arange(n), al.target_to_base)
         p = to_p(logp)
-        indicates = p <= alpha
+        indicates: bool | None = p <= alpha
+        blind = None if indicates else blind_to_rotation(a.fingerprint, b.fingerprint)
+        if blind:
+            indicates = None
         identity_fraction = float(np.mean(al.target_to_base == np.arange(n)))
         summary = (
             f"{al.shared_tokens} shared tokens; matched residual dimensions keep their order "
@@ -56,12 +64,17 @@ class EmbeddingAlignment:
             if indicates else
             f"{al.shared_tokens} shared tokens; matched residual dimensions are in unrelated "
             f"order (Spearman rho {rho:.3f}); matching strength {al.strength:.3f}"
-        )
+        ) + (f"; no information: {blind}" if blind else "")
         return Evidence(
             check=self.name, strength=self.strength, applicable=True, score=rho,
             threshold=alpha, p_value=p, indicates_derivation=indicates, summary=summary,
+            reason=blind,
             details={
                 "shared_tokens": al.shared_tokens,
+                "residual_basis": al.describe(),
+                "rotated": al.rotated,
+                "permutation_fit_residual": al.permutation_residual,
+                "rotation_fit_residual": al.rotation_residual,
                 "dimensions_matched": n,
                 "candidate_is_wider": al.a_is_base,
                 "spearman_rho": rho,

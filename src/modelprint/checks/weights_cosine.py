@@ -11,6 +11,10 @@ the aligned dot product sits above what a random ordering of residual dimensions
 p-values are combined with Bonferroni (valid under any dependence). That p-value is what
 decides; the cosine itself is the readable score.
 
+When the embedding alignment finds the residual streams rotated against each other
+(``checks/alignment.py``), a negative result says nothing (element-wise comparison is blind to
+a change of basis): the check then reports "no information" instead of "no".
+
 Cannot show: derivation hidden by a permutation or rotation of the residual stream, by
 re-initialisation of the compared tensors, or between tensors of different shapes (vocabulary
 or width changes skip those tensors; depth changes need a layer alignment). Distillation
@@ -23,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from modelprint.checks.alignment import blind_to_rotation
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.permutation import (
     bonferroni_min,
@@ -83,7 +88,10 @@ class WeightsCosine:
         zs = np.array([s["z"] for s in per_slot])
         score = float(np.mean(cosines))
         best = max(per_slot, key=lambda s: s["z"])
-        indicates = p <= alpha
+        indicates: bool | None = p <= alpha
+        blind = None if indicates else blind_to_rotation(a.fingerprint, b.fingerprint)
+        if blind:
+            indicates = None
         by_role: dict[str, list[float]] = {}
         for s in per_slot:
             by_role.setdefault(s["role"], []).append(s["cosine"])
@@ -91,10 +99,12 @@ class WeightsCosine:
             f"mean cosine {score:.3f} over {len(per_slot)} same-shape matrices; strongest "
             f"{best['role']} layer {best['layer_a']}: z = {best['z']:.1f}; "
             + ("aligned far beyond chance" if indicates else "no alignment beyond chance")
+            + (f"; no information: {blind}" if blind else "")
         )
         return Evidence(
             check=self.name, strength=self.strength, applicable=True, score=score,
             threshold=alpha, p_value=p, indicates_derivation=indicates, summary=summary,
+            reason=blind,
             details={
                 "statistic": "mean element-wise cosine of sampled sub-matrices",
                 "p_value_method": "row-permutation test over residual dimensions (Hoeffding "
