@@ -206,3 +206,50 @@ def test_basis_bound_checks_abstain_on_a_rotated_copy(base: Any) -> None:
     other = model(dense(31), gains(32), "other", weights=False)
     for check in (COSINE, EMBED):
         assert check.compute(other, ref, {"alpha": ALPHA}).indicates_derivation is False
+
+
+class VocabWeights:
+    """Full weights that also know their vocabulary (as a real model source does)."""
+
+    def __init__(self, inner: Any, vocab: list[str]) -> None:
+        self.inner, self.vocab = inner, vocab
+
+    def vocabulary(self) -> list[str]:
+        return self.vocab
+
+    def get(self, *args: Any, **kw: Any) -> Any:
+        return self.inner.get(*args, **kw)
+
+    def rows(self, *args: Any, **kw: Any) -> Any:
+        return self.inner.rows(*args, **kw)
+
+
+def test_a_wide_rotated_copy_is_aligned_from_more_tokens_of_the_full_weights() -> None:
+    """The fingerprint samples fewer tokens than a wide model has dimensions: the rotation is
+    detected from them but can only be fitted on more rows read from the weights."""
+    from modelprint.fingerprint.sketches import embedding_entry
+    from tests.test_check_mlp_matching import TOKENS
+
+    d = 96
+    rng = np.random.default_rng(3)
+    ws: Weights = {("embed", None, None): rng.normal(0, 0.02, (len(TOKENS), d))}
+    for i in range(2):
+        ws[("mlp.up", i, None)] = rng.normal(0, 0.02, (128, d))
+        ws[("mlp.gate", i, None)] = rng.normal(0, 0.02, (128, d))
+        ws[("mlp.down", i, None)] = rng.normal(0, 0.02, (d, 128))
+    q = orthogonal(14, d)
+    rot = {k: (w @ q if k[0] in ("embed", "mlp.up", "mlp.gate") else
+               q.T @ w if k[0] == "mlp.down" else w) for k, w in noisy(ws, 5, 0.002).items()}
+
+    def wide_view(w: Weights, name: str, full: bool) -> ModelView:
+        v = view(w, name)
+        sample = TOKENS[:80]                       # fewer sampled tokens than dimensions
+        assert v.fingerprint.sketches is not None
+        v.fingerprint.sketches["embedding"] = embedding_entry(sample, w[("embed", None, None)][:80])
+        return ModelView(v.fingerprint, VocabWeights(v.weights, TOKENS) if full else None)
+
+    ev = mlp(wide_view(rot, "cand", True), wide_view(ws, "ref", True))
+    assert ev.indicates_derivation is True and ev.details["residual_rotated"] is True
+    assert "on 256 shared tokens" in ev.summary
+    ev = mlp(wide_view(rot, "cand", False), wide_view(ws, "ref", False))
+    assert not ev.applicable and "rotation" in (ev.reason or "")

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelprint.calibration.nulls import empirical_p, null_scores, predictive_p
-from modelprint.checks.alignment import Alignment, align
+from modelprint.checks.alignment import Alignment, align_views
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.canonical import fold_columns, reader_gain
 from modelprint.checks.cka import Gram, PairedHSIC, hsic_matrix, hsic_paired
@@ -181,7 +181,7 @@ class AttentionCKA:
             return Evidence.not_applicable(self.name, self.strength,
                                            "a fingerprint holds no Q/K projection sketches",
                                            min_score)
-        al = align(fa, fb)
+        al = align_views(a, b)
         basis = al.describe() if al is not None else ""
         if al is None:
             if fa.architecture.hidden_size != fb.architecture.hidden_size:

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modelprint.checks.alignment import align
+from modelprint.checks.alignment import align_views, undetermined_rotation
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.canonical import disguises
 from modelprint.checks.curves import resolve_alignment
@@ -182,7 +182,11 @@ class MlpMatching:
                                            f"the {which} has no dense MLP layers{hint}", alpha)
         wa, wb = sa.width(), sb.width()
         assert wa is not None and wb is not None
-        rmap = ResidualMap.from_alignment(align(a.fingerprint, b.fingerprint), wa, wb)
+        al = align_views(a, b)
+        stuck = undetermined_rotation(al)
+        if stuck:
+            return Evidence.not_applicable(self.name, self.strength, stuck, alpha)
+        rmap = ResidualMap.from_alignment(al, wa, wb)
         if rmap is None:
             return Evidence.not_applicable(
                 self.name, self.strength,

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modelprint.checks.alignment import align
+from modelprint.checks.alignment import align_views, undetermined_rotation
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.mlp_matching import pair_layers, similarity_fn
 from modelprint.checks.unit_matching import (
@@ -137,7 +137,11 @@ class MoeUpcycling:
                 "(the model without experts) has no dense MLP", alpha)
         wa, wb = sa.width(), sb.width()
         assert wa is not None and wb is not None
-        rmap = ResidualMap.from_alignment(align(moe.fingerprint, dense.fingerprint), wa, wb)
+        al = align_views(moe, dense)
+        stuck = undetermined_rotation(al)
+        if stuck:
+            return Evidence.not_applicable(self.name, self.strength, stuck, alpha)
+        rmap = ResidualMap.from_alignment(al, wa, wb)
         if rmap is None:
             return Evidence.not_applicable(
                 self.name, self.strength,
