@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from modelprint.audit import json_safe
 from modelprint.checks import embedding_alignment, identity, mlp_matching, moe_upcycling
 from modelprint.checks import weights_cosine as wc
 from modelprint.checks.base import Check, Evidence
+from modelprint.engine import json_safe
 
 from .test_check_alignment import derive as derive_embed
 from .test_check_alignment import parent as embed_parent

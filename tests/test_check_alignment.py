@@ -215,7 +215,7 @@ def test_engine_compares_seed_curves_over_the_trusted_alignment(tmp_path: Path,
                                                                  uncalibrated: None) -> None:
     """Different depths: the seed statistic is computed over attention_cka's layer map (not
     interpolated) even when no null panel lets attention_cka itself decide."""
-    from modelprint.audit import Engine, Target
+    from modelprint.engine import Engine, Target
 
     p = parent(1, layers=8)
     kept = [0, 1, 2, 5, 6, 7]

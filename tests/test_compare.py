@@ -83,7 +83,7 @@ def test_cold_compare_fingerprints_the_reference_alongside_with_the_same_result(
     """Two weight directories and an empty cache (the case where the reference is
     fingerprinted in a child process): both fingerprints end up in the cache and the result
     equals a sequential in-process run."""
-    from modelprint.audit import Engine, Target
+    from modelprint.engine import Engine, Target
     from tests.synth import make_model
 
     a = make_model(tmp_path / "m", "llama", seed=1).path
@@ -109,7 +109,7 @@ def test_a_warm_preload_stops_the_child_instead_of_waiting_for_it(
     import multiprocessing
 
     from modelprint import prefetch
-    from modelprint.audit import Engine, Target
+    from modelprint.engine import Engine, Target
     from modelprint.models import clear_memo
     from tests.synth import make_model
 

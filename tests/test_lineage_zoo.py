@@ -153,7 +153,7 @@ def test_same_recipe_rebuilds_bit_identical(zoo: dict[str, Any]) -> None:
 
 def zoo_verdict(zoo: dict[str, Any], cand: str, ref: str) -> tuple[str, str]:
     """The engine's verdict for two models of a built zoo (also used by the small-zoo test)."""
-    from modelprint.audit import Engine, Target
+    from modelprint.engine import Engine, Target
     pair = Engine(offline=True).pair(Target(str(_path(zoo, cand))), Target(str(_path(zoo, ref))))
     return pair.verdict()
 

@@ -30,7 +30,7 @@ def _warm_imports(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Run the engine and the report once in this process first. In-process pytester runs
     drop the modules they imported when they end, and C extensions (numpy.fft, scipy) cannot
     be imported twice; importing them here keeps them out of the inner runs' snapshot."""
-    from modelprint.audit import Engine, Target, build_run, write_html
+    from modelprint.engine import Engine, Target, build_run, write_html
 
     models = make_zoo(tmp_path_factory.mktemp("warm"))
     pair = Engine().pair(Target(str(models["tuned"])), Target(str(models["base"])))
@@ -259,7 +259,7 @@ def test_last_failed_reruns_only_failures(pytester: pytest.Pytester, zoo: dict[s
 def test_json_safe_makes_plain_python_types() -> None:
     import numpy as np
 
-    from modelprint.audit import json_safe
+    from modelprint.engine import json_safe
 
     out = json_safe({"a": np.float64(0.5), "b": [np.int64(3), np.bool_(True)],
                      "c": np.arange(2.0), "d": float("nan"), "e": (1, np.float32(2.0))})

@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/audit/bench.py --report         # rewrite RESULTS.md from JSON
 
 Each measurement runs in a fresh subprocess doing what ``modelprint compare`` does
-(:class:`modelprint.audit.Engine`, ``pair.to_json()``):
+(:class:`modelprint.engine.Engine`, ``pair.to_json()``):
 
 * **cold**: an empty private ``MODELPRINT_CACHE_DIR`` -- both models are fingerprinted
   (statistics, hashes, sketches), then every registered check runs and the verdict is decided;
@@ -57,8 +57,8 @@ def measure(candidate: str, reference: str, cache: str) -> dict[str, Any]:
     """What ``modelprint compare candidate reference`` does, timed phase by phase."""
     os.environ["MODELPRINT_CACHE_DIR"] = cache
     t0, c0 = time.perf_counter(), time.process_time()
-    from modelprint.audit import Engine, Target
     from modelprint.checks import all_checks
+    from modelprint.engine import Engine, Target
 
     all_checks()
     out: dict[str, Any] = {"imports_s": time.perf_counter() - t0}

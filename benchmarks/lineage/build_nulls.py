@@ -53,7 +53,7 @@ def panel_checks() -> list[str]:
 
 def collect(m: dict[str, Any], pairs: list[dict[str, Any]], checks: list[str],
             log: Any) -> dict[tuple[str, str], list[tuple[float, tuple[str, str]]]]:
-    from modelprint.audit import Engine, Target
+    from modelprint.engine import Engine, Target
 
     engine = Engine(offline=True)
     values: dict[tuple[str, str], list[tuple[float, tuple[str, str]]]] = {}

@@ -2,7 +2,7 @@
 ``python -m benchmarks.lineage.run [--zoo DIR] [--small]``.
 
 Three ways in, so the numbers are those a user gets:
-  engine  ``modelprint.audit.Engine`` (what ``modelprint compare`` and the plugin call);
+  engine  ``modelprint.engine.Engine`` (what ``modelprint compare`` and the plugin call);
   audit   one generated ``*.audit.yaml`` per pair, run by pytest with the modelprint plugin;
   cli     ``modelprint compare --json`` on a deterministic sample of pairs (one process per
           pair is slow), checked for agreement with the engine.
@@ -78,7 +78,7 @@ def run_engine(m: dict[str, Any], pairs: list[dict[str, Any]], log: Any,
     ``fp_dir``, each reference is given as its ``*.fp.json`` fingerprint there instead of its
     weights (what a user does who has no copy of a 14B reference): the candidate keeps its
     weights, the reference only has the fingerprint's sketches."""
-    from modelprint.audit import Engine, Target
+    from modelprint.engine import Engine, Target
     from modelprint.errors import ModelprintError
 
     engine = Engine(offline=True)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modelprint.audit import (
+from modelprint.engine import (
     DEFAULT_ALPHA,
     Engine,
     Target,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from modelprint.audit import Pair, Target, count_decisive
+from modelprint.engine import Pair, Target, count_decisive
 from modelprint.errors import AuditSpecError
 from modelprint.plugin.items import CheckItem, VerdictItem
 from modelprint.plugin.options import get_state

@@ -1,6 +1,6 @@
 """The test items: one per (reference, check) and one verdict per reference.
 
-An item asks the engine (``modelprint.audit``) for the outcome and turns it into pytest's
+An item asks the engine (``modelprint.engine``) for the outcome and turns it into pytest's
 vocabulary: skipped with the reason when a check does not apply, failed with a readable
 evidence table when the audit's expectation does not hold. Its numbers go into
 ``user_properties`` (kept by ``--junitxml`` and carried by pytest-xdist), and the JSON
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modelprint.audit import FAILED, SKIPPED, Pair, evidence_table
+from modelprint.engine import FAILED, SKIPPED, Pair, evidence_table
 from modelprint.errors import InputError
 
 if TYPE_CHECKING:

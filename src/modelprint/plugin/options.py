@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from modelprint.audit import DEFAULT_ALPHA, Engine
+from modelprint.engine import DEFAULT_ALPHA, Engine
 
 DEFAULT_JSON = "reports/audit.json"
 DEFAULT_HTML = "reports/audit.html"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from modelprint.audit import build_run, merge_fragments, write_html, write_json
+from modelprint.engine import build_run, merge_fragments, write_html, write_json
 from modelprint.plugin.options import get_state
 
 
