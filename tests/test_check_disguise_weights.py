@@ -250,6 +250,19 @@ def test_a_wide_rotated_copy_is_aligned_from_more_tokens_of_the_full_weights() -
 
     ev = mlp(wide_view(rot, "cand", True), wide_view(ws, "ref", True))
     assert ev.indicates_derivation is True and ev.details["residual_rotated"] is True
-    assert "on 256 shared tokens" in ev.summary
+    assert "of 256 shared tokens" in ev.summary
     ev = mlp(wide_view(rot, "cand", False), wide_view(ws, "ref", False))
     assert not ev.applicable and "rotation" in (ev.reason or "")
+
+
+@pytest.mark.parametrize("n,da,db", [(300, 64, 64), (100, 64, 48), (50, 40, 96), (256, 128, 128)])
+def test_cheap_procrustes_residual_equals_the_direct_fit(n: int, da: int, db: int) -> None:
+    """The residual from the thin-QR core equals the residual of the formed map, for any
+    token count and either width order."""
+    from modelprint.checks.alignment import fit_residual, procrustes, procrustes_residual
+
+    rng = np.random.default_rng(n + da + db)
+    xa, xb = rng.normal(size=(n, da)), rng.normal(size=(n, db))
+    xb[:, : min(da, db)] += xa[:, : min(da, db)]          # some shared structure
+    assert procrustes_residual(xa, xb) == pytest.approx(
+        fit_residual(xa, xb, procrustes(xa, xb)), rel=1e-9, abs=1e-12)
