@@ -16,7 +16,7 @@ from modelprint import __version__
 from modelprint.errors import InputError, ModelprintError
 
 #: verb -> module under modelprint.commands
-VERBS = ("fingerprint", "compare")
+VERBS = ("fingerprint", "compare", "decompose")
 
 
 def build_parser() -> argparse.ArgumentParser:

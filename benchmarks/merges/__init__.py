@@ -1,0 +1,1 @@
+"""Merge benchmark: merges with known recipes, decomposed by ``modelprint decompose``."""
