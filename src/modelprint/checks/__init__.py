@@ -22,6 +22,7 @@ _MODULES: dict[str, str] = {
     "qkv_bias": "modelprint.checks.qkv_bias",
     "layernorm": "modelprint.checks.layernorm",
     "license": "modelprint.checks.license",
+    "merge_recipe": "modelprint.checks.merge_recipe",
 }
 
 

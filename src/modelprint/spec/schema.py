@@ -255,9 +255,25 @@ def _checks(path: Path, node: Located, registry: Mapping[str, Any]
             raise AuditSpecError(name_node.where(path), f"check {name!r} listed twice")
         defaults = dict(getattr(registry[name], "default_options", {}) or {})
         selected[name] = _options(path, name, options_node, defaults)
+        for key in getattr(registry[name], "path_options", ()):
+            if key in selected[name]:
+                selected[name][key] = _resolve_refs(selected[name][key], path.resolve().parent)
         lines[name] = name_node.line
     ordered = {n: selected[n] for n in names if n in selected}
     return ordered, lines
+
+
+def _resolve_refs(value: Any, base_dir: Path) -> Any:
+    """Model references inside a check option (text, list or mapping values), relative
+    paths made relative to the audit file like ``candidate`` (hub references kept)."""
+    if isinstance(value, dict):
+        return {k: _resolve_refs(v, base_dir) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_refs(v, base_dir) for v in value]
+    if isinstance(value, str) and value and not value.startswith("hf:") and \
+            not Path(value).expanduser().is_absolute():
+        return str(base_dir / value)
+    return value
 
 
 def _options(path: Path, check: str, node: Located, defaults: dict[str, Any]) -> dict[str, Any]:
