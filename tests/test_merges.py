@@ -127,9 +127,10 @@ def test_cli_json_html_and_bad_input(zoo: dict[str, Path], tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     out, page = tmp_path / "d.json", tmp_path / "d.html"
     rc = main(["decompose", str(zoo["ties"]), str(zoo["a"]), str(zoo["b"]), "--base",
-               str(zoo["base"]), "--json", str(out), "--html", str(page)])
+               str(zoo["base"]), "--json", str(out), "--html", str(page), "--verdicts"])
     assert rc == 0
     doc = json.loads(out.read_text())
+    assert set(doc["lineage_verdicts"]) == {str(zoo["a"]), str(zoo["b"])}
     assert doc["method"] == "ties" and doc["format"] == "modelprint.decomposition/1"
     assert "merge_method: ties" in doc["mergekit_yaml"]
     assert "<svg" in page.read_text()

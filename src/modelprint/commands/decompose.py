@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--html", metavar="FILE", type=Path, help="write an HTML report")
     p.add_argument("--sketches", action="store_true",
                    help="use the fingerprints' sketches even when weights are at hand")
+    p.add_argument("--verdicts", action="store_true",
+                   help="also run the lineage checks for each (candidate, parent) pair and "
+                        "show their verdict beside the fitted weight")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never contact the Hugging Face hub")
 
@@ -54,11 +57,29 @@ def run(args: argparse.Namespace) -> int:
     base = engine.model(Target(args.base, cwd)) if args.base else None
     d = decompose(cand, parents, base, names=args.parents, base_name=args.base,
                   candidate_name=args.candidate, use_weights=False if args.sketches else None)
+    doc = d.to_json()
     print(text(d))
+    if args.verdicts:
+        doc["lineage_verdicts"] = _verdicts(engine, cwd, args, d)
     if args.json:
-        atomic_write_text(args.json, json.dumps(json_safe(d.to_json()), indent=1,
+        atomic_write_text(args.json, json.dumps(json_safe(doc), indent=1,
                                                 allow_nan=False) + "\n")
         print(f"JSON: {args.json}")
     if args.html:
         print(f"HTML: {write_html(d, args.html)}")
     return 0
+
+
+def _verdicts(engine: Engine, cwd: Path, args: argparse.Namespace, d: Any
+              ) -> dict[str, dict[str, str]]:
+    """The engine's lineage verdict per parent: an independent verdict and a weight
+    indistinguishable from 0 agree that a model is not a parent; a derived verdict with
+    weight 0 means related (a sibling, the base) but not mixed in."""
+    out: dict[str, dict[str, str]] = {}
+    print()
+    for ref, pw in zip(args.parents, d.parents, strict=True):
+        verdict, reason = engine.pair(Target(args.candidate, cwd), Target(ref, cwd)).verdict()
+        out[ref] = {"verdict": verdict, "reason": reason}
+        print(f"lineage verdict vs {ref}: {verdict} (weight {pw.weight}, "
+              f"{'parent' if pw.is_parent else 'not a parent'})")
+    return out
