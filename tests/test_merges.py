@@ -28,6 +28,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "slerp": R.slerp(base, other, 0.35),
         "task": R.task_arithmetic(base, [a, b], [0.6, 0.8]),
         "ties": R.sparse_merge(base, [a, b], [0.6, 0.4], 0.5, "ties"),
+        "ties3": R.sparse_merge(base, [a, b, c], [0.4, 0.3, 0.3], 0.5, "ties"),
         "dare_ties": R.sparse_merge(base, [a, b], [0.6, 0.4], 0.6, "dare_ties", seed=3),
         "dare_linear": R.sparse_merge(base, [a, b], [0.6, 0.4], 0.4, "dare_linear", seed=4),
         "gradient": R.linear([a, b], [[0.9, 0.7, 0.3, 0.1], [0.1, 0.3, 0.7, 0.9]]),
@@ -98,6 +99,14 @@ def test_sparsified_merges(zoo: dict[str, Path], name: str, weights: list[float]
     assert np.allclose(_weights(d), [*weights, 0.0], atol=0.05)
     assert d.density is not None and abs(d.density.value - density) < 0.05
     assert not d.parents[2].is_parent
+
+
+def test_three_parent_ties(zoo: dict[str, Path]) -> None:
+    # entries where different subsets survived carry different coefficients: the weights
+    # must come from the pairwise shares, not from one fit over every shared entry
+    d = _fit(zoo, "ties3", ["a", "b", "c", "other"], base="base")
+    assert d.method == "ties"
+    assert np.allclose(_weights(d), [0.4, 0.3, 0.3, 0.0], atol=0.05)
 
 
 def test_gradient_per_layer(zoo: dict[str, Path]) -> None:

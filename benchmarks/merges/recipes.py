@@ -61,6 +61,19 @@ def slerp_tensor(t: float, v0: np.ndarray, v1: np.ndarray) -> np.ndarray:
     return (np.sin((1 - t) * theta) / s * a + np.sin(t * theta) / s * b).astype(np.float32)
 
 
+def lerped_fraction(v0: State, v1: State) -> float:
+    """Share of the parameters (by count) in tensors where mergekit's slerp falls back to
+    linear interpolation (|cos theta| > 0.9995): there a slerp merge *is* a linear one."""
+    lerped = total = 0
+    for k, a in v0.items():
+        x, y = a.astype(np.float64).ravel(), v1[k].astype(np.float64).ravel()
+        den = np.linalg.norm(x) * np.linalg.norm(y)
+        dot = float(x @ y / den) if den > 0 else 1.0
+        total += x.size
+        lerped += x.size if abs(dot) > 0.9995 else 0
+    return lerped / max(total, 1)
+
+
 def slerp(v0: State, v1: State, t: Weight) -> State:
     return {k: slerp_tensor(at(t, k), v0[k], v1[k]) for k in v0}
 

@@ -280,25 +280,17 @@ def _slerp_weights(slots: list[SlotStats], sl: m.SlerpFinding, n: int, has_base:
 
 def _sparse_groups(slots: list[SlotStats], key: Any, method: str, sparse: m.SparseFinding
                    ) -> dict[Any, np.ndarray]:
-    """Per-group sparse weights (multi-entry fits, normalised or density-scaled like the
-    pooled estimate)."""
-    groups: dict[Any, np.ndarray] = {}
+    """Per-group sparse weights: the same per-entry coefficients, over that group's slots."""
+    groups: dict[Any, list[Any]] = {}
     for s in slots:
         k = key(s)
-        if k is None or s.sparse_grams is None:
-            continue
-        g = s.sparse_grams / s.spread
-        groups[k] = groups[k] + g if k in groups else g.copy()
-    out: dict[Any, np.ndarray] = {}
-    dens = None
-    if sparse.density is not None and sparse.weights is not None:
-        dens = sparse.density.value
-    for k, g in groups.items():
-        a = solve(g, nonneg=True)
-        if method == m.TIES and sparse.evidence.get("normalised"):
-            out[k] = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-300)
-        elif method == m.TIES:
-            out[k] = a
-        else:
-            out[k] = a * (dens if dens is not None else 1.0)
-    return out
+        if k is not None and s.sparse is not None and np.any(np.isfinite(s.sparse.alpha)):
+            groups.setdefault(k, []).append(s.sparse)
+    if sparse.weights is None:
+        return {}
+    dens = sparse.weights.shape[0]
+    d_reps = np.full(dens, sparse.density.value if sparse.density is not None else 1.0)
+    normalised = bool(sparse.evidence.get("normalised"))
+    n = sparse.weights.shape[1]
+    return {k: m.mode_weights(found, n, method, normalised, d_reps)
+            for k, found in groups.items()}

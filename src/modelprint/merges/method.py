@@ -20,6 +20,7 @@ The order of the questions matters, each answered by the data:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,8 @@ import numpy as np
 
 from modelprint.merges.bootstrap import Estimate, estimate
 from modelprint.merges.collect import SlotStats
-from modelprint.merges.fit import solve
 from modelprint.merges.slerp import fit_pair
+from modelprint.merges.sparse import SparseSlot
 
 LINEAR, SLERP, TASK_ARITHMETIC = "linear", "slerp", "task_arithmetic"
 TIES, DARE_TIES, DARE_LINEAR = "ties", "dare_ties", "dare_linear"
@@ -88,26 +89,99 @@ def sparse_finding(slots: list[SlotStats], n: int) -> SparseFinding:
     alpha = np.array([np.nanmedian(alphas[:, i]) if np.any(np.isfinite(alphas[:, i]))
                       else np.nan for i in range(n)])
     normalised = bool(active) and bool(np.all(np.abs(alpha[active] - 1.0) < 0.02))
-    grams = np.sum([s.sparse_grams / s.spread for s in sp if s.sparse_grams is not None],
-                   axis=0)
-    a = solve(grams, nonneg=True)
     if magnitude:
         method = TIES
     else:
         # consensus methods never let opposite-sign task vectors meet in one entry
         method = DARE_TIES if mixed < 0.5 * _mixed_sign_rate(slots) else DARE_LINEAR
-    if method == TIES and normalised:
-        weights = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-300)
-    elif method == TIES:
-        weights = a
-    else:
-        weights = a * dens[:, None]
+    if method == TIES:
+        # magnitude trims of sibling task vectors are correlated, so (1 - d)^k misjudges
+        # P(none); the dropped entries' upper magnitude rank is 1 - density directly
+        dens = _ties_density(found, dens.shape[0])
+        density = estimate(dens)
+    weights = mode_weights(found, n, method, normalised, dens)
     ev.update({"density": density.to_json(), "mean_magnitude_rank_of_dropped": mean_rank,
                "rank_if_ties": ties_pred, "rank_if_dare": dare_pred,
                "mixed_sign_fraction_of_shared_entries": mixed,
                "sole_coefficients": [None if not np.isfinite(x) else float(x) for x in alpha],
                "normalised": normalised})
     return SparseFinding(True, none_f, null_f, method, density, weights, ev)
+
+
+def mode_weights(found: list[SparseSlot], n: int, method: str, normalised: bool,
+                 dens: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Weights (B+1, n) from the slots' exact per-entry coefficients, medians over slots,
+    with slots resampled for the replicates (replicate 0: every slot).
+
+    * normalised TIES: where exactly parents i and j survived, ``e = b d_i + (1 - b) d_j``
+      with ``b = w_i / (w_i + w_j)`` -- the pairwise shares give the relative weights
+      (least squares on ``log w_i - log w_j = logit b_ij``), normalised to sum 1;
+    * TIES without normalising: the sole coefficients are the weights;
+    * DARE: the sole coefficients are ``w_i / density``, times the density estimate.
+
+    Fitting all shared entries at once would be biased with three or more parents: entries
+    where different subsets survived have different coefficients.
+    """
+    rng = np.random.default_rng(seed)
+    alphas = np.array([x.alpha for x in found])
+    betas = np.array([x.pair_beta if x.pair_beta is not None else np.full((n, n), np.nan)
+                      for x in found])
+    out = np.zeros((dens.shape[0], n))
+    for r in range(dens.shape[0]):
+        idx = np.arange(len(found)) if r == 0 else rng.integers(0, len(found), len(found))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            alpha = np.nanmedian(alphas[idx], axis=0)
+            beta = np.nanmedian(betas[idx], axis=0)
+        if method == TIES and normalised:
+            out[r] = _from_shares(beta, np.isfinite(alpha))
+        elif method == TIES:
+            out[r] = np.nan_to_num(alpha)
+        else:
+            out[r] = np.nan_to_num(alpha) * dens[r]
+    return out
+
+
+def _ties_density(found: list[SparseSlot], reps: int, seed: int = 1) -> np.ndarray:
+    """1 - median over slots and parents of the dropped entries' 99.5 % magnitude rank,
+    slots resampled for the replicates."""
+    hi = np.array([x.rank_hi if x.rank_hi is not None else np.full(len(x.alpha), np.nan)
+                   for x in found])
+    per_slot = np.array([np.nanmean(r) if np.any(np.isfinite(r)) else np.nan for r in hi])
+    per_slot = per_slot[np.isfinite(per_slot)]
+    if per_slot.size == 0:
+        return np.full(reps, np.nan)
+    rng = np.random.default_rng(seed)
+    out = np.empty(reps)
+    out[0] = 1.0 - np.median(per_slot)
+    for r in range(1, reps):
+        out[r] = 1.0 - np.median(per_slot[rng.integers(0, per_slot.size, per_slot.size)])
+    return out
+
+
+def _from_shares(beta: np.ndarray, present: np.ndarray) -> np.ndarray:
+    n = beta.shape[0]
+    idx = [i for i in range(n) if present[i]]
+    w = np.zeros(n)
+    if len(idx) == 1:
+        w[idx[0]] = 1.0
+        return w
+    rows, rhs = [], []
+    for a in idx:
+        for b in idx:
+            if b > a and np.isfinite(beta[a, b]) and 0 < beta[a, b] < 1:
+                row = np.zeros(len(idx))
+                row[idx.index(a)], row[idx.index(b)] = 1.0, -1.0
+                rows.append(row)
+                rhs.append(np.log(beta[a, b] / (1 - beta[a, b])))
+    if not rows:
+        return w
+    rows.append(np.ones(len(idx)))
+    rhs.append(0.0)
+    logw = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+    ws = np.exp(logw)
+    w[idx] = ws / ws.sum()
+    return w
 
 
 def _mixed_sign_rate(slots: list[SlotStats]) -> float:

@@ -77,6 +77,8 @@ def _precision(values: np.ndarray) -> str:
     bits = v.view(np.uint32)
     if not np.any(bits & np.uint32(0xFFFF)):
         return "bfloat16"
+    if np.any(bits & np.uint32(0x1FFF)):   # more mantissa bits than float16 keeps
+        return "float32"
     if np.array_equal(v.astype(np.float16).astype(np.float32), v):
         return "float16"
     return "float32"
