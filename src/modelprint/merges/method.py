@@ -126,19 +126,21 @@ def mode_weights(found: list[SparseSlot], n: int, method: str, normalised: bool,
     alphas = np.array([x.alpha for x in found])
     betas = np.array([x.pair_beta if x.pair_beta is not None else np.full((n, n), np.nan)
                       for x in found])
-    out = np.zeros((dens.shape[0], n))
-    for r in range(dens.shape[0]):
-        idx = np.arange(len(found)) if r == 0 else rng.integers(0, len(found), len(found))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            alpha = np.nanmedian(alphas[idx], axis=0)
-            beta = np.nanmedian(betas[idx], axis=0)
-        if method == TIES and normalised:
-            out[r] = _from_shares(beta, np.isfinite(alpha))
+    reps = dens.shape[0]
+    idx = rng.integers(0, len(found), (reps, len(found)))
+    idx[0] = np.arange(len(found))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-nan columns: inactive parents
+        alpha = np.nanmedian(alphas[idx], axis=1)
+        beta = np.nanmedian(betas[idx], axis=1) if method == TIES and normalised else None
+    out = np.zeros((reps, n))
+    for r in range(reps):
+        if beta is not None:
+            out[r] = _from_shares(beta[r], np.isfinite(alpha[r]))
         elif method == TIES:
-            out[r] = np.nan_to_num(alpha)
+            out[r] = np.nan_to_num(alpha[r])
         else:
-            out[r] = np.nan_to_num(alpha) * dens[r]
+            out[r] = np.nan_to_num(alpha[r]) * dens[r]
     return out
 
 
