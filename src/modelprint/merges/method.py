@@ -28,6 +28,7 @@ import numpy as np
 
 from modelprint.merges.bootstrap import Estimate, estimate
 from modelprint.merges.collect import SlotStats
+from modelprint.merges.fit import solve
 from modelprint.merges.slerp import fit_pair
 from modelprint.merges.sparse import SparseSlot
 
@@ -100,6 +101,15 @@ def sparse_finding(slots: list[SlotStats], n: int) -> SparseFinding:
         dens = _ties_density(found, dens.shape[0])
         density = estimate(dens)
     weights = mode_weights(found, n, method, normalised, dens)
+    if not np.any(weights[0] > 0):
+        # no coefficient was measurable (float16 sketches of small task vectors): fall back
+        # to one least-squares fit over every shared entry, biased with 3+ parents
+        grams = np.sum([s.sparse_grams / s.spread for s in sp if s.sparse_grams is not None],
+                       axis=0)
+        a = solve(grams, nonneg=True)
+        weights = a / np.maximum(a.sum(axis=1, keepdims=True), 1e-300) \
+            if method == TIES else a * dens[:, None]
+        ev["weights_from"] = "least squares over shared entries (no exact coefficient)"
     ev.update({"density": density.to_json(), "mean_magnitude_rank_of_dropped": mean_rank,
                "rank_if_ties": ties_pred, "rank_if_dare": dare_pred,
                "mixed_sign_fraction_of_shared_entries": mixed,
