@@ -17,6 +17,7 @@ _MODULES: dict[str, str] = {
     "embedding_alignment": "modelprint.checks.embedding_alignment",
     "attention_cka": "modelprint.checks.attention_cka",
     "mlp_matching": "modelprint.checks.mlp_matching",
+    "activation_matching": "modelprint.checks.activation_matching",
     "moe_upcycling": "modelprint.checks.moe_upcycling",
     "attention_std": "modelprint.checks.attention_std",
     "qkv_bias": "modelprint.checks.qkv_bias",

@@ -1,0 +1,173 @@
+"""activation_matching (phi_MATCH on MLP activations): disguised copies, independent models,
+and the cases where it cannot apply."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelprint.checks import get_check
+from modelprint.checks.base import ModelView
+from modelprint.models import clear_memo, load_model
+from tests.activation_models import CONFIG, disguise, random_model, save
+
+CHECK = get_check("activation_matching")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo():
+    clear_memo()
+    yield
+    clear_memo()
+
+
+def _view(path: Path) -> ModelView:
+    return load_model(path, weights=True, use_cache=False)
+
+
+def _run(a: ModelView, b: ModelView, **options: Any):
+    return CHECK.compute(a, b, {**CHECK.default_options, **options})
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("act")
+    base = random_model(1)
+    return {
+        "base": save(base, root / "base"),
+        "disguised": save(disguise(base, seed=7), root / "disguised"),
+        "other": save(random_model(2), root / "other"),
+        "other_shape": save(random_model(3, CONFIG.with_(ffn=256, layers=4)), root / "wide"),
+    }
+
+
+def test_disguised_copy_is_found(models: dict[str, Path]) -> None:
+    ev = _run(_view(models["disguised"]), _view(models["base"]), early_stop=False)
+    assert ev.applicable and ev.indicates_derivation
+    assert ev.details["log10_p"] < -100
+    assert all(r["agreement"] == 1.0 for r in ev.details["per_layer"])
+    assert ev.details["layers_run"]["candidate"] == CONFIG.layers
+
+
+def test_weight_space_order_test_cannot_see_the_disguise(models: dict[str, Path]) -> None:
+    """The reason for this check: the disguised copy's units moved, so matching units by
+    index (mlp_matching's exact order arm) finds no order at all."""
+    ev = get_check("mlp_matching").compute(_view(models["disguised"]), _view(models["base"]),
+                                           dict(get_check("mlp_matching").default_options))
+    assert ev.applicable and ev.details["order_test"]["log10_p"] > -6
+
+
+def test_early_stop_keeps_the_verdict_and_says_so(models: dict[str, Path]) -> None:
+    ev = _run(_view(models["disguised"]), _view(models["base"]))
+    assert ev.indicates_derivation
+    run = ev.details["layers_run"]
+    assert run["early_stop"] and run["candidate"] < CONFIG.layers
+    # Bonferroni over the places the run could have stopped: the reported p pays ln K
+    one = ev.details["per_layer"][0]["log10_p"]
+    assert ev.details["log10_p"] == pytest.approx(one + math.log10(CONFIG.layers))
+
+
+def test_independent_models_are_not_derived(models: dict[str, Path]) -> None:
+    ev = _run(_view(models["other"]), _view(models["base"]))
+    assert ev.applicable and ev.indicates_derivation is False
+    assert ev.details["log10_p"] > -3
+    assert not ev.details["layers_run"]["early_stop"]
+
+
+def test_different_depth_and_width_are_paired_and_independent(models: dict[str, Path]) -> None:
+    ev = _run(_view(models["other_shape"]), _view(models["base"]))
+    assert ev.applicable and ev.indicates_derivation is False
+    assert "CKA of the MLP activations" in ev.details["layer_pairing"]
+    assert {r["units_a"] for r in ev.details["per_layer"]} == {256}
+
+
+def test_width_pruned_copy_is_found(tmp_path: Path, models: dict[str, Path]) -> None:
+    """Keep 128 of the 192 units of every layer (and permute them): rectangular matching."""
+    import torch
+
+    base = random_model(1)
+    keep = torch.randperm(CONFIG.ffn, generator=torch.Generator().manual_seed(0))[:128]
+    cfg = CONFIG.with_(ffn=128)
+    pruned = type(base)(cfg)
+    state = base.state_dict()
+    for k in list(state):
+        if k.endswith(("gate_proj.weight", "up_proj.weight")):
+            state[k] = state[k][keep]
+        elif k.endswith("down_proj.weight"):
+            state[k] = state[k][:, keep]
+    pruned.load_state_dict(state)
+    ev = _run(_view(save(pruned, tmp_path / "pruned")), _view(models["base"]), early_stop=False)
+    assert ev.indicates_derivation
+    # the pruned MLP changes the residual stream: later layers see other inputs, yet the
+    # units still compute alike enough to be matched
+    assert min(r["agreement"] for r in ev.details["per_layer"]) > 0.5
+
+
+def test_fingerprint_only_reference_is_not_applicable(models: dict[str, Path]) -> None:
+    a = _view(models["disguised"])
+    b = ModelView(_view(models["base"]).fingerprint)
+    ev = _run(a, b)
+    assert not ev.applicable and "fingerprint-only" in (ev.reason or "")
+
+
+def test_without_torch_the_check_says_how_to_get_it(models: dict[str, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_torch(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("no torch here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    ev = _run(_view(models["disguised"]), _view(models["base"]))
+    assert not ev.applicable and "modelprint[activations]" in (ev.reason or "")
+
+
+def test_family_without_forward_is_not_applicable(tmp_path: Path,
+                                                  models: dict[str, Path]) -> None:
+    from tests.synth import make_model
+
+    gpt2 = make_model(tmp_path, "gpt2")
+    ev = _run(_view(gpt2.path), _view(models["base"]))
+    assert not ev.applicable
+    assert "no forward implementation for the gpt2 family" in (ev.reason or "")
+
+
+def test_too_few_shared_tokens_is_not_applicable(tmp_path: Path,
+                                                 models: dict[str, Path]) -> None:
+    from tests.activation_models import write_tokenizer
+
+    path = save(random_model(4), tmp_path / "alien")
+    write_tokenizer(path, [f"§{i}" for i in range(CONFIG.vocab)])
+    ev = _run(_view(path), _view(models["base"]))
+    assert not ev.applicable and "probe tokens" in (ev.reason or "")
+
+
+def test_independent_layer_p_values_are_not_small(tmp_path: Path) -> None:
+    """phi_MATCH's p 'behaves like a p-value': over independent random pairs the per-layer
+    p-values spread over (0, 1) instead of piling up near 0."""
+    paths = [save(random_model(10 + k), tmp_path / f"m{k}") for k in range(4)]
+    ps = []
+    for k in range(0, 4, 2):
+        ev = _run(_view(paths[k]), _view(paths[k + 1]))
+        ps += [r["p_value"] for r in ev.details["per_layer"]]
+    assert min(ps) > 1e-3
+    assert np.mean(ps) > 0.2
+
+
+def test_report_shows_the_evidence(models: dict[str, Path]) -> None:
+    from modelprint.engine import json_safe
+    from modelprint.report import render_report
+    from tests.fragment_cases import pair_with
+
+    ev = _run(_view(models["disguised"]), _view(models["base"]))
+    result = json_safe({**ev.to_json(), "outcome": "passed", "description": CHECK.description})
+    html = render_report({"pairs": [pair_with({"activation_matching": result})]})
+    assert "could not be drawn" not in html
+    assert "activation_matching" in html and "same partner for 100% of units" in html
