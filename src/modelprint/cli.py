@@ -16,7 +16,7 @@ from modelprint import __version__
 from modelprint.errors import InputError, ModelprintError
 
 #: verb -> module under modelprint.commands
-VERBS = ("fingerprint", "compare", "decompose")
+VERBS = ("fingerprint", "compare", "decompose", "library", "identify")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,202 @@
+"""Screen one candidate against a whole library: is it derived from any known model, and
+from which?
+
+Two stages. The **prefilter** scores every entry by :mod:`.descriptors` (one vectorised
+pass, no object read) and keeps the best ``top`` K. Then every **decisive check** of the
+engine runs on those K pairs, the entries standing in as fingerprints.
+
+Significance. The prefilter looks at the data, so testing only K entries at ``alpha / K``
+would let the selection pick the most similar-looking entries and then test them leniently.
+The verdicts here test at ``alpha / (N x D)`` -- N every entry screened, D the decisive
+checks -- exactly the level at which all N x D tests would have been run: Bonferroni holds
+for any subset of its tests, whoever chose the subset, so the family-wise error over the
+whole library stays at most ``alpha`` whatever the prefilter picked. The prefilter is a
+ranking, never evidence: an entry it ranks first is not thereby "related".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelprint.checks.base import DECISIVE, ModelView
+from modelprint.engine import DEFAULT_ALPHA, Engine, Target
+from modelprint.library.core import ModelLibrary
+from modelprint.library.descriptors import probe, rank, score
+from modelprint.library.direction import CHILD, PARENT, direction
+from modelprint.library.store import LibraryError
+
+#: How the engine is told a target is a library entry.
+PREFIX = "modelprint-library:"
+DEFAULT_TOP = 10
+
+
+@dataclass
+class Match:
+    """One library entry the decisive checks were run on."""
+
+    rank: int
+    name: str
+    reference: str
+    prefilter: float | None
+    shared_tokens: int
+    verdict: str
+    reason: str
+    p_value: float | None
+    relation: str | None          # parent | child | None (unknown), when related
+    direction_reason: str
+    pair: dict[str, Any]
+
+    @property
+    def related(self) -> bool:
+        return self.verdict == "derived"
+
+    @property
+    def is_parent(self) -> bool:
+        """Counts against originality: related, and not shown to derive from the candidate."""
+        return self.related and self.relation != CHILD
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rank": self.rank, "name": self.name, "reference": self.reference,
+                "prefilter": self.prefilter, "shared_tokens": self.shared_tokens,
+                "verdict": self.verdict, "reason": self.reason, "p_value": self.p_value,
+                "relation": self.relation if self.related else None,
+                "direction_reason": self.direction_reason if self.related else None,
+                "parent": self.is_parent, "pair": self.pair}
+
+
+@dataclass
+class Identification:
+    candidate: str
+    library: str
+    entries: int
+    decisive_checks: list[str]
+    alpha: float
+    n_tests: int
+    matches: list[Match]
+    screened: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def parents(self) -> list[Match]:
+        return [m for m in self.matches if m.is_parent]
+
+    @property
+    def original(self) -> bool:
+        return not self.parents
+
+    def verdict(self) -> str:
+        if self.parents:
+            return "derived"
+        if any(m.verdict == "inconclusive" for m in self.matches):
+            return "inconclusive"
+        return "original"
+
+    def summary(self) -> str:
+        parents = self.parents
+        if parents:
+            names = ", ".join(f"{m.name} ({_rel(m)})" for m in parents)
+            return f"derived: related to {names}"
+        children = [m.name for m in self.matches if m.related]
+        tail = f"; library models derived from it: {', '.join(children)}" if children else ""
+        return (f"no library model is a parent (of {self.entries} screened, "
+                f"{len(self.matches)} tested){tail}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": "modelprint.identify/1", "candidate": self.candidate,
+                "library": self.library, "entries": self.entries,
+                "decisive_checks": self.decisive_checks, "alpha": self.alpha,
+                "tests": self.n_tests, "alpha_per_test": self.alpha / self.n_tests,
+                "verdict": self.verdict(), "summary": self.summary(),
+                "matches": [m.to_json() for m in self.matches],
+                "screened": self.screened, "seconds": self.seconds}
+
+
+def _rel(m: Match) -> str:
+    if m.relation == PARENT:
+        return "its parent"
+    return "direction unknown"
+
+
+class LibraryLoader:
+    """The engine's loader: library entries from the store, anything else as usual."""
+
+    def __init__(self, library: ModelLibrary) -> None:
+        self.library = library
+
+    def __call__(self, reference: str, base_dir: Path | None = None, **kwargs: Any
+                 ) -> ModelView:
+        if reference.startswith(PREFIX):
+            return ModelView(self.library.fingerprint(reference[len(PREFIX):]))
+        from modelprint.models import load_model
+
+        return load_model(reference, base_dir, **kwargs)
+
+
+def decisive_checks(engine: Engine) -> dict[str, dict[str, Any]]:
+    return {name: {} for name, impl in engine.registry.items()
+            if getattr(impl, "strength", "") == DECISIVE}
+
+
+def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
+             alpha: float = DEFAULT_ALPHA, base_dir: Path | None = None,
+             offline: bool | None = None, exclude: Iterable[str] = (),
+             engine: Engine | None = None) -> Identification:
+    """Screen ``candidate`` (a MODEL reference) against every entry of ``library``."""
+    if top < 1:
+        raise LibraryError("--top", f"must be at least 1, not {top}")
+    t0 = time.perf_counter()
+    engine = engine or Engine(offline=offline, loader=LibraryLoader(library))
+    target = Target(candidate, base_dir or Path.cwd())
+    view = engine.model(target)
+    t1 = time.perf_counter()
+    screen = library.screen()
+    skip = set(exclude)
+    keep = [i for i, e in enumerate(screen.entries) if e.name not in skip]
+    if not keep:
+        raise LibraryError(library.root, "the library holds no entry to screen against")
+    p = probe(view.fingerprint)
+    if p is None:
+        scores = np.full(len(screen.entries), np.nan)
+        shared = np.zeros(len(screen.entries), dtype=np.int64)
+    else:
+        scores, shared = score(p, screen.library)
+    keep_arr = np.array(keep)
+    order = keep_arr[rank(scores[keep_arr])]
+    t2 = time.perf_counter()
+    checks = decisive_checks(engine)
+    n_tests = len(keep) * max(1, len(checks))
+    matches = []
+    for pos, i in enumerate(order[:top]):
+        e = screen.entries[int(i)]
+        pair = engine.pair(target, Target(PREFIX + e.name, None, e.name), checks=checks,
+                           alpha=alpha, n_tests=n_tests)
+        result = pair.to_json()
+        ps = [c.get("p_value") for c in result["checks"].values()
+              if c.get("applicable") and c.get("p_value") is not None]
+        verdict = result["verdict"]
+        d = direction(view.fingerprint, engine.model(pair.reference).fingerprint) \
+            if verdict == "derived" else None
+        s = float(scores[i])
+        matches.append(Match(
+            rank=pos + 1, name=e.name, reference=e.reference,
+            prefilter=None if np.isnan(s) else s, shared_tokens=int(shared[i]),
+            verdict=verdict, reason=result["verdict_reason"],
+            p_value=float(min(ps)) if ps else None,
+            relation=d.relation if d else None, direction_reason=d.reason if d else "",
+            pair=result))
+    t3 = time.perf_counter()
+    screened = [{"name": screen.entries[int(i)].name,
+                 "prefilter": None if np.isnan(scores[i]) else float(scores[i]),
+                 "shared_tokens": int(shared[i])} for i in order[: max(top, 25)]]
+    return Identification(
+        candidate=candidate, library=str(library.root), entries=len(keep),
+        decisive_checks=list(checks), alpha=alpha, n_tests=n_tests, matches=matches,
+        screened=screened,
+        seconds={"candidate": round(t1 - t0, 4), "prefilter": round(t2 - t1, 4),
+                 "checks": round(t3 - t2, 4)})
