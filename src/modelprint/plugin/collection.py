@@ -34,7 +34,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> AuditFile 
 class AuditFile(pytest.File):
     """One audit file."""
 
-    def collect(self) -> Iterator[ReferenceNode]:
+    def collect(self) -> Iterator[pytest.Collector]:
         try:
             spec = load_audit(self.path)
         except AuditSpecError as exc:
@@ -46,6 +46,10 @@ class AuditFile(pytest.File):
         for index, ref in enumerate(spec.references):
             yield ReferenceNode.from_parent(self, name=ref.name, spec=spec, ref=ref,
                                             index=index, n_tests=n_tests)
+        if spec.library is not None:
+            from modelprint.plugin.library import LibraryNode
+
+            yield LibraryNode.from_parent(self, name="library", spec=spec)
 
 
 class ReferenceNode(pytest.Collector):

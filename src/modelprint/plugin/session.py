@@ -45,9 +45,12 @@ class ReportWriter:
         if not state.fragments or self.config.option.collectonly:
             return
         settings = state.settings
-        pairs = merge_fragments(state.fragments)
+        pairs = merge_fragments([f for f in state.fragments if "library" not in f])
         run = build_run(pairs, alpha=settings.alpha,
                         command=["pytest", *self.config.invocation_params.args])
+        screens = {f["key"]: f["library"] for f in state.fragments if f.get("library")}
+        if screens:  # the originality gate's screens (plugin.library), one per audit file
+            run["library"] = [screens[k] for k in sorted(screens)]
         try:
             write_json(run, settings.json_path)
             state.written.append(("JSON", str(settings.json_path)))

@@ -118,7 +118,8 @@ def render_report(run: Any) -> str:
     view: RunView = build_view(run)
     sections = {(p.anchor, c.name): render_check(c, p, env) for p in view.pairs
                 for c in p.checks}
-    return env.get_template("report.html.j2").render(run=view, sections=sections)
+    return env.get_template("report.html.j2").render(
+        run=view, sections=sections, library=as_list(as_dict(run).get("library")))
 
 
 def write_report(run: dict[str, Any], path: str | os.PathLike[str]) -> Path:

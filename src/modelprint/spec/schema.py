@@ -20,7 +20,7 @@ from modelprint.errors import AuditSpecError, InputError
 from modelprint.spec.yamlnodes import Located, load_located
 
 EXPECT_VALUES = ("independent", "derived")
-TOP_KEYS = ("candidate", "references", "expect", "checks", "alpha")
+TOP_KEYS = ("candidate", "references", "library", "expect", "checks", "alpha")
 REFERENCE_KEYS = ("model", "name")
 #: Display names become part of pytest node ids: keep them to characters -k and shells like.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+\-@]+$")
@@ -49,6 +49,9 @@ class AuditSpec:
     alpha: float | None = None
     #: Line of each selected check's entry, for messages.
     check_lines: dict[str, int] = field(default_factory=dict)
+    #: ``library: PATH``: a reference library the candidate is screened against.
+    library: Path | None = None
+    library_line: int = 0
 
 
 def load_audit(path: str | Path, registry: Mapping[str, Any] | None = None) -> AuditSpec:
@@ -74,10 +77,12 @@ def load_audit(path: str | Path, registry: Mapping[str, Any] | None = None) -> A
         raise AuditSpecError(f"{path}:{root.line}", "missing required key 'candidate'")
     candidate = _model(path, top["candidate"], base_dir, "candidate")
 
-    if "references" not in top:
-        raise AuditSpecError(f"{path}:{root.line}", "missing required key 'references'")
-    refs_node = top["references"]
-    if not isinstance(refs_node.value, list) or not refs_node.value:
+    library = _library(path, top["library"], base_dir) if "library" in top else None
+    if "references" not in top and library is None:
+        raise AuditSpecError(f"{path}:{root.line}",
+                             "missing required key 'references' (or 'library')")
+    refs_node = top.get("references") or Located([], root.line)
+    if not isinstance(refs_node.value, list) or not (refs_node.value or library is not None):
         raise AuditSpecError(refs_node.where(path),
                              "'references' must be a non-empty list of {model:, name:} entries")
     references: list[ModelSpec] = []
@@ -112,7 +117,8 @@ def load_audit(path: str | Path, registry: Mapping[str, Any] | None = None) -> A
         checks, check_lines = _checks(path, top["checks"], registry)
 
     return AuditSpec(path=path, candidate=candidate, references=tuple(references),
-                     expect=expect, checks=checks, alpha=alpha, check_lines=check_lines)
+                     expect=expect, checks=checks, alpha=alpha, check_lines=check_lines,
+                     library=library, library_line=top["library"].line if library else 0)
 
 
 # -- pieces ------------------------------------------------------------------------------
@@ -215,6 +221,18 @@ def _validate_reference(path: Path, line: int, reference: str, base_dir: Path) -
         parse_reference(reference, base_dir=base_dir)
     except InputError as exc:
         raise AuditSpecError(where, f"model {reference!r}: {exc}") from None
+
+
+def _library(path: Path, node: Located, base_dir: Path) -> Path:
+    """``library: PATH``: a folder made by ``modelprint library``, relative to this file."""
+    text = _text(path, node, "'library' (a library folder)")
+    folder = Path(text).expanduser()
+    folder = folder if folder.is_absolute() else base_dir / folder
+    if not (folder / "library.sqlite").is_file():
+        raise AuditSpecError(node.where(path), f"library {text!r} is not a modelprint library "
+                             f"(no library.sqlite in {folder}; build one with `modelprint "
+                             "library build`)")
+    return folder
 
 
 def _alpha(path: Path, node: Located) -> float:
