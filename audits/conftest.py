@@ -11,7 +11,9 @@ conftest fills in ``pytest_configure`` -- that runs before collection, so the lo
   standing in for a light fine-tune;
 * ``smollm2-pruned/`` -- *derived*: the same with six middle layers dropped (30 -> 24);
 * ``release/`` -- an *independent* model of SmolLM2's exact architecture, randomly
-  initialised, with its own LICENSE and model card: a release candidate as a gate sees it.
+  initialised, with its own LICENSE and model card: a release candidate as a gate sees it;
+* ``library/`` -- a reference library (``modelprint library``) of the three real models,
+  for the originality gate of ``library-gate.audit.yaml``.
 
 Builds go to a temporary folder renamed into place, under a file lock, so parallel pytest
 processes (xdist workers) and interrupted runs never see half a model. A ``.recipe`` stamp
@@ -71,6 +73,7 @@ def prepare() -> None:
         _once("smollm2-pruned", lambda d: _write_llama(d, smollm2, noise=NOISE, seed=2,
                                                        drop=DROPPED_LAYERS))
         _once("release", lambda d: _write_release(d, smollm2, seed=3))
+        _once("library", _write_library)
 
 
 def _link(path: Path, target: Path) -> None:
@@ -101,6 +104,18 @@ def _once(name: str, build: Callable[[Path], None]) -> None:
 
 
 # -- builders -----------------------------------------------------------------------------
+
+def _write_library(path: Path) -> None:
+    """The real models at hand as a library (what `python -m modelprint.library.athand`
+    lists, without the lineage zoo)."""
+    from modelprint.library import ModelLibrary
+    from modelprint.library.athand import REAL
+    from modelprint.models import load_model
+
+    with ModelLibrary(path, create=True) as lib:
+        for name, locate in REAL.items():
+            lib.add(load_model(locate()).fingerprint, name=name)
+
 
 def _hf_config(cfg: dict, layers: int) -> dict:
     return {
