@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from modelprint.fingerprint.tokens import canonical_tokens
+from modelprint.fingerprint.tokens import first_ids
 
 #: Longest token string tried by the greedy match (longer shared tokens are rare in prose).
 MAX_TOKEN_CHARS = 24
@@ -47,15 +47,6 @@ class ProbeTokens:
 
     def __len__(self) -> int:
         return len(self.strings)
-
-
-def first_ids(vocab: list[str]) -> dict[str, int]:
-    """Canonical token string -> the first id spelling it (later duplicates are ignored)."""
-    out: dict[str, int] = {}
-    for i, t in enumerate(canonical_tokens([v if isinstance(v, str) else "" for v in vocab])):
-        if t and t not in out:
-            out[t] = i
-    return out
 
 
 def greedy_tokens(text: str, vocab: set[str] | dict[str, int]) -> tuple[list[str], int]:

@@ -43,7 +43,7 @@ from scipy.optimize import linear_sum_assignment
 
 from modelprint.fingerprint.model import Fingerprint
 from modelprint.fingerprint.sketches import decode
-from modelprint.fingerprint.tokens import canonical_tokens
+from modelprint.fingerprint.tokens import first_ids
 
 if TYPE_CHECKING:
     from modelprint.checks.base import ModelView
@@ -286,8 +286,8 @@ def _wide_alignment(a: ModelView, b: ModelView) -> Alignment | None:
     if not va or not vb:
         return None
     d = max(a.fingerprint.architecture.hidden_size, b.fingerprint.architecture.hidden_size)
-    ids_a = _first_ids(va)
-    ids_b = _first_ids(vb)
+    ids_a = first_ids(va)
+    ids_b = first_ids(vb)
     shared = [t for t in ids_a if t in ids_b]
     k = 2 * d + 64
     sha = hashlib.sha256
@@ -306,15 +306,6 @@ def _wide_alignment(a: ModelView, b: ModelView) -> Alignment | None:
         x[order] = got
         rows.append(x)
     return alignment_of(rows[0], rows[1])
-
-
-def _first_ids(vocab: list[str]) -> dict[str, int]:
-    """Canonical token string -> its first id."""
-    out: dict[str, int] = {}
-    for i, t in enumerate(canonical_tokens([v if isinstance(v, str) else "" for v in vocab])):
-        if t and t not in out:
-            out[t] = i
-    return out
 
 
 def undetermined_rotation(al: Alignment | None) -> str | None:

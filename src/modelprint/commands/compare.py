@@ -21,8 +21,7 @@ from modelprint.engine import (
     Target,
     build_run,
     evidence_table,
-    write_html,
-    write_json,
+    write_outputs,
 )
 from modelprint.errors import InputError
 
@@ -80,11 +79,5 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"verdict: {result['verdict']} -- {result['verdict_reason']}")
     run_doc = build_run([result], alpha=args.alpha, command=["modelprint", *sys.argv[1:]])
-    if args.json:
-        print(f"JSON: {write_json(run_doc, args.json)}")
-    if args.html:
-        try:
-            print(f"HTML: {write_html(run_doc, args.html)}")
-        except RuntimeError as exc:
-            print(f"modelprint: {exc}", file=sys.stderr)
+    write_outputs(run_doc, args.json, args.html)
     return 1 if result["verdict"] == "derived" else 0

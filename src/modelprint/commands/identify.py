@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelprint.commands.compare import _alpha
-from modelprint.engine import DEFAULT_ALPHA, build_run, write_html, write_json
+from modelprint.engine import DEFAULT_ALPHA, build_run, write_outputs
 from modelprint.errors import InputError
 
 
@@ -83,11 +83,5 @@ def run(args: argparse.Namespace) -> int:
     run_doc["library"] = [{k: v for k, v in doc.items() if k != "matches"}
                           | {"matches": [{k: v for k, v in m.items() if k != "pair"}
                                          for m in doc["matches"]]}]
-    if args.json:
-        print(f"JSON: {write_json(run_doc, args.json)}")
-    if args.html:
-        try:
-            print(f"HTML: {write_html(run_doc, args.html)}")
-        except RuntimeError as exc:
-            print(f"modelprint: {exc}", file=sys.stderr)
+    write_outputs(run_doc, args.json, args.html)
     return 1 if ident.parents else 0

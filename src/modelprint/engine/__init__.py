@@ -37,6 +37,7 @@ from modelprint.engine.results import (
     json_safe,
     write_html,
     write_json,
+    write_outputs,
 )
 from modelprint.engine.session import LAYER_ALIGNER, Engine, count_decisive, merged_options
 from modelprint.engine.table import evidence_table
@@ -47,4 +48,5 @@ __all__ = [
     "Engine", "Outcome", "Pair", "Target", "build_run", "check_outcome", "count_decisive",
     "decide", "evidence_from_json", "evidence_table", "freeze", "json_safe", "merge_fragments",
     "merged_options", "pair_outcome", "verdict_outcome", "write_html", "write_json",
+    "write_outputs",
 ]

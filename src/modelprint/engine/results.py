@@ -43,6 +43,21 @@ def write_html(run: Mapping[str, Any], path: str | Path) -> Path:
     return Path(write_report(dict(run), Path(path)))
 
 
+def write_outputs(run: Mapping[str, Any], json_path: str | Path | None,
+                  html_path: str | Path | None) -> None:
+    """The ``--json`` / ``--html`` files of a CLI verb, each path printed; an HTML report that
+    cannot be written is a warning on stderr, not a failure of the verb."""
+    import sys
+
+    if json_path:
+        print(f"JSON: {write_json(run, json_path)}")
+    if html_path:
+        try:
+            print(f"HTML: {write_html(run, html_path)}")
+        except RuntimeError as exc:
+            print(f"modelprint: {exc}", file=sys.stderr)
+
+
 def json_safe(obj: Any) -> Any:
     """Plain JSON types only (numpy scalars and arrays converted, NaN/Inf -> null): the
     result crosses process boundaries (pytest-xdist) and ends in strict JSON."""

@@ -88,3 +88,12 @@ def _decode_once(token: str) -> str:
         except UnicodeDecodeError:
             return token
     return token
+
+
+def first_ids(vocab: list[str]) -> dict[str, int]:
+    """Canonical token string -> the first id spelling it (later duplicates are ignored)."""
+    out: dict[str, int] = {}
+    for i, t in enumerate(canonical_tokens([v if isinstance(v, str) else "" for v in vocab])):
+        if t and t not in out:
+            out[t] = i
+    return out
