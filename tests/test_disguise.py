@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from benchmarks.disguise import gemma3 as G
+from benchmarks.disguise import reparam
 from benchmarks.disguise import transforms as T
 from benchmarks.lineage.bpe import Encoder
 from benchmarks.lineage.tiny_lm import CausalLM, LMConfig
@@ -25,13 +28,13 @@ pytestmark = pytest.mark.slow
 
 CFG = LMConfig(family="llama", hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, ffn=128)
 
+_REG = T.registry([], 0)
 DISGUISES: dict[str, Callable[[T.Subject, int], T.Subject]] = {
-    "rotation+fold+units": lambda s, seed: T.permute_units(T.rotate_orthogonal(s, seed),
-                                                           seed + 1),
-    "hadamard": T.rotate_hadamard,
-    "heads": T.permute_heads,
-    "updown": T.scale_updown,
-    "vocab": T.permute_vocab,
+    "rotation+fold+units": _REG["rotation+units"],
+    "hadamard": _REG["rotate_hadamard"],
+    "heads": _REG["permute_heads"],
+    "updown": _REG["scale_updown"],
+    "vocab": _REG["permute_vocab"],
 }
 
 
@@ -84,7 +87,7 @@ def test_rotation_changes_every_stored_matrix() -> None:
 
 
 def test_hadamard_of_smollm2_width_is_orthogonal() -> None:
-    q, label = T.randomised_hadamard(576, 0)
+    q, label = reparam.randomised_hadamard(576, 0)
     assert label == "H_576"
     assert torch.allclose(torch.from_numpy(q @ q.T), torch.eye(576, dtype=torch.float64),
                           atol=1e-12)
@@ -105,3 +108,52 @@ def test_disguised_independent_model_is_not_called_derived(models: dict[str, Pat
                                                            name: str) -> None:
     verdict, reason = _verdict(models[f"other.{name}"], models["base"])
     assert verdict != "derived", reason
+
+
+def gemma_like(seed: int) -> tuple[dict, dict[str, np.ndarray], list[str]]:
+    """A random Gemma 3-shaped model (sandwich norms, q/k norms, tied head), small."""
+    cfg = {"hidden": 48, "layers": 6, "heads": 4, "kv_heads": 2, "head_dim": 16, "ffn": 96,
+           "eps": 1e-6, "rope_global": 1e6, "rope_local": 1e4, "window": 512,
+           "query_scalar": 16.0, "vocab": 300}
+    rng = np.random.default_rng(seed)
+    shapes = {"self_attn.q_proj.weight": (64, 48), "self_attn.k_proj.weight": (32, 48),
+              "self_attn.v_proj.weight": (32, 48), "self_attn.o_proj.weight": (48, 64),
+              "mlp.gate_proj.weight": (96, 48), "mlp.up_proj.weight": (96, 48),
+              "mlp.down_proj.weight": (48, 96), "self_attn.q_norm.weight": (16,),
+              "self_attn.k_norm.weight": (16,), "input_layernorm.weight": (48,),
+              "post_attention_layernorm.weight": (48,),
+              "pre_feedforward_layernorm.weight": (48,),
+              "post_feedforward_layernorm.weight": (48,)}
+    st = {"model.embed_tokens.weight": rng.normal(0, 0.1, (300, 48)).astype(np.float32),
+          "model.norm.weight": (1 + 0.3 * rng.normal(size=48)).astype(np.float32)}
+    for i in range(cfg["layers"]):
+        for k, shp in shapes.items():
+            w = 1 + 0.3 * rng.normal(size=shp) if len(shp) == 1 else rng.normal(0, 0.15, shp)
+            st[f"model.layers.{i}.{k}"] = w.astype(np.float32)
+    return cfg, st, [f"tok{i}" for i in range(300)]
+
+
+@pytest.mark.parametrize("name", sorted(G.DISGUISES))
+def test_gemma3_disguise_preserves_the_function(name: str, tmp_path: Path) -> None:
+    """The norm-commuting disguises applied to the real Gemma 3 keep a Gemma 3 forward pass;
+    the stored HF directory (gains as g - 1, BF16) reads back to the same function."""
+    cfg, st, tok = gemma_like(0)
+    new, new_tok = G.DISGUISES[name](cfg, st, tok, np.random.default_rng(5))
+    assert new_tok != tok or any(not np.array_equal(new[k], st[k]) for k in st)
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(1))
+    assert G.logit_diff(cfg, st, new, tok, new_tok, ids)["relative"] < 1e-5
+    back = G.load_hf(G.save_hf(cfg, new, new_tok, tmp_path / name))
+    assert G.logit_diff(cfg, st, back, tok, new_tok, ids)["relative"] < 3e-2   # BF16
+
+
+def test_gemma3_rotation_is_not_function_preserving() -> None:
+    """Why Gemma 3 gets permutations only: a residual rotation breaks its post-norms."""
+    cfg, st, tok = gemma_like(0)
+    q = reparam.random_orthogonal(48, 3).astype(np.float32)
+    rot = {k: (v @ q if k.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight",
+                                      "gate_proj.weight", "up_proj.weight",
+                                      "embed_tokens.weight"))
+               else q.T @ v if k.endswith(("o_proj.weight", "down_proj.weight")) else v)
+           for k, v in st.items()}
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(1))
+    assert G.logit_diff(cfg, st, rot, tok, tok, ids)["relative"] > 1e-2

@@ -39,6 +39,7 @@ from benchmarks.lineage.recipes import PROFILES
 from benchmarks.lineage.tiny_lm import load_model
 from benchmarks.lineage.zoo import build_zoo
 
+from . import compose as C
 from . import transforms as T
 from .report import COMPOSITIONS, write_report
 
@@ -55,25 +56,25 @@ class Base:
     zoo_name: str
     control: str | None
     dtype: str
-    budget: T.Budget
+    budget: C.Budget
 
 
 def bases(quick: bool) -> tuple[str, list[Base]]:
     if quick:
-        b = T.Budget(ft_steps=10, ft_batch=8, ft_lr=1e-3, drop=(1,), experts=4, moe_steps=10,
+        b = C.Budget(ft_steps=10, ft_batch=8, ft_lr=1e-3, drop=(1,), experts=4, moe_steps=10,
                      gguf_qtype="Q4_0")
-        q = T.Budget(ft_steps=10, ft_batch=8, ft_lr=1e-3, drop=(0,), experts=4, moe_steps=10,
+        q = C.Budget(ft_steps=10, ft_batch=8, ft_lr=1e-3, drop=(), experts=4, moe_steps=10,
                      gguf_qtype="Q4_K")
         return "tiny", [Base("llama-t", "llama-t.seed0", "llama-t.seed1", "float32", b),
                         Base("qwen2-t", "qwen2-t.seed0", None, "bfloat16", q)]
-    zoo = T.Budget(ft_steps=25, ft_batch=8, ft_lr=5e-4, drop=(2,), experts=4, moe_steps=40,
+    zoo = C.Budget(ft_steps=25, ft_batch=8, ft_lr=5e-4, drop=(2,), experts=4, moe_steps=40,
                    gguf_qtype="Q4_0")
     return "small", [
         Base("llama-s", "llama-s.seed0", "llama-s.seed1", "float32", zoo),
         Base("qwen2-m", "qwen2-m.seed0", "qwen2-m.seed1", "bfloat16",
-             T.Budget(**{**zoo.__dict__, "gguf_qtype": "Q4_K"})),
+             C.Budget(**{**zoo.__dict__, "gguf_qtype": "Q4_K"})),
         Base("smollm2-135m", "smollm2.hf", None, "bfloat16",
-             T.Budget(ft_steps=4, ft_batch=4, ft_lr=1e-4, drop=(20, 22, 24, 26), experts=2,
+             C.Budget(ft_steps=4, ft_batch=4, ft_lr=1e-4, drop=(20, 22, 24, 26), experts=2,
                       moe_steps=0, gguf_qtype="Q4_0")),
     ]
 
@@ -120,15 +121,15 @@ class Runner:
         info: dict[str, Any] = {}
         b = base.budget
         if comp == "finetune":
-            s, info = T.finetune(s, self.ft_text, b, seed)
+            s, info = C.finetune(s, self.ft_text, b, seed)
         elif comp == "layer_drop":
-            s = T.layer_drop(s, b)
+            s = C.layer_drop(s, b)
         elif comp == "moe":
-            s, info = T.moe_upcycle(s, b, self.ft_text, seed)
+            s, info = C.moe_upcycle(s, b, self.ft_text, seed)
         elif comp == "gguf":
             out.mkdir(parents=True, exist_ok=True)
             gpath = out / "model.gguf"
-            s, info = T.gguf_round_trip(s, gpath, b.gguf_qtype, out.name)
+            s, info = C.gguf_round_trip(s, gpath, b.gguf_qtype, out.name)
             if not s.fused:
                 info["format"] = "gguf"
                 return gpath, info
@@ -167,6 +168,10 @@ class Runner:
                 rec: dict[str, Any] = {"base": base.name, "transform": name,
                                        "composition": comp, "steps": s.steps,
                                        "transform_seconds": round(time.perf_counter() - t0, 2)}
+                if comp == "layer_drop" and not base.budget.drop:
+                    if name == "none":
+                        emit({**rec, "not_applicable": "a one-layer model has no layer to drop"})
+                    continue
                 if comp == "moe" and s.fused:
                     emit({**rec, "not_applicable": "no supported MoE family has fused "
                                  "qkv_proj/gate_up_proj (Phi-3 is dense)"})
@@ -201,6 +206,53 @@ class Runner:
             self.log(f"  {base.name} {rec['transform']} vs {base.control}: {cj['verdict']}")
         if not self.keep:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def run_gemma3(work: Path, keep: bool, emit: Callable[[dict[str, Any]], None],
+               log: Any) -> None:
+    """The real Gemma 3 270M: the disguises that commute with its sandwich and q/k norms
+    (``gemma3.py``), alone and with a layer drop; no fine-tune, GGUF or MoE composition (no
+    Gemma 3 training loop, GGUF writer or MoE family here). Reference: the real GGUF."""
+    from modelprint import realmodels
+
+    from . import gemma3 as G
+
+    ref = realmodels.gemma3_gguf()
+    t0 = time.perf_counter()
+    cfg, state, tok = G.read(ref)
+    log(f"  gemma3 read in {time.perf_counter() - t0:.0f} s")
+    ids = torch.from_numpy(np.random.default_rng(0).integers(3, cfg["vocab"], (2, 32)))
+    drop = (9, 11, 13)
+    for ti, (name, fn) in enumerate(G.DISGUISES.items()):
+        t0 = time.perf_counter()
+        new, new_tok = fn(cfg, state, tok, np.random.default_rng(100 * ti + 1))
+        base = {"base": "gemma3-270m", "transform": name, "steps": [name],
+                "transform_seconds": round(time.perf_counter() - t0, 2),
+                "function": G.logit_diff(cfg, state, new, tok, new_tok, ids)}
+        for comp in ("alone", "layer_drop"):
+            d = work / "gemma3-270m" / f"{name}.{comp}"
+            shutil.rmtree(d, ignore_errors=True)
+            rec: dict[str, Any] = {**base, "composition": comp}
+            if comp == "alone":
+                G.save_hf(cfg, new, new_tok, d)
+                rec["stored_function"] = G.logit_diff(cfg, state, G.load_hf(d), tok, new_tok,
+                                                      ids)
+            else:
+                keep_l = [i for i in range(cfg["layers"]) if i not in drop]
+                dropped = {k: v for k, v in new.items() if ".layers." not in k}
+                for j, i in enumerate(keep_l):
+                    pre = f"model.layers.{i}."
+                    dropped.update({f"model.layers.{j}." + k[len(pre):]: v
+                                    for k, v in new.items() if k.startswith(pre)})
+                G.save_hf({**cfg, "layers": len(keep_l)}, dropped, new_tok, d)
+                rec["steps"] = [name, f"layer_drop{list(drop)}"]
+            js, sec = _engine_pair(d, ref)
+            rec.update(_flat(js, sec), expected="derived", compose={"format": "hf gemma3_text"})
+            log(f"  gemma3-270m {name}+{comp}: {rec['verdict']} ({sec:.1f} s)")
+            emit(rec)
+            if not keep:
+                shutil.rmtree(d, ignore_errors=True)
+            gc.collect()
 
 
 def _commit() -> str:
@@ -246,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json/RESULTS.md go")
     ap.add_argument("--merge", nargs="*", type=Path,
                     help="only combine the results.json of these directories into --out")
+    ap.add_argument("--gemma3", action="store_true",
+                    help="only the real Gemma 3 270M (norm-commuting disguises)")
     a = ap.parse_args(argv)
     if a.merge:
         return merge(a.merge, a.out)
@@ -255,10 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MODELPRINT_CACHE_DIR", str(CACHE / "mp-cache"))
     os.environ["MODELPRINT_NULLS"] = str(CACHE / "no-panels.json")   # absent: no panels
     profile, all_bases = bases(a.quick)
-    chosen = [b for b in all_bases if not a.bases or b.name in a.bases]
+    chosen = [b for b in all_bases if not a.gemma3 and (not a.bases or b.name in a.bases)]
     only = sorted({n for b in chosen for n in (b.zoo_name, b.control) if n})
-    zoo = build_zoo(profile, CACHE / profile, CACHE / "store", jobs=1, only=only, log=log)
-    zoo["_root"] = CACHE / profile
+    zoo: dict[str, Any] = {}
+    if chosen:
+        zoo = build_zoo(profile, CACHE / profile, CACHE / "store", jobs=1, only=only, log=log)
+        zoo["_root"] = CACHE / profile
     names = a.transforms or list(T.registry([], 0))
     comps = a.compositions or list(COMPOSITIONS)
     runner = Runner(profile, CACHE / "work", a.keep, log)
@@ -267,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"profile": profile, "quick": a.quick, "commit": _commit(),
             "uncommitted_src": _dirty_src(), "seconds": 0.0, "complete": False,
             "alpha": 1e-6, "null_panels": "none", "torch_threads": a.threads,
-            "bases": [b.__dict__ | {"budget": b.budget.__dict__} for b in chosen]}
+            "bases": [b.__dict__ | {"budget": b.budget.__dict__} for b in chosen]
+            + ([{"name": "gemma3-270m", "zoo_name": "real Gemma 3 270M GGUF Q4_K_M",
+                 "control": None, "dtype": "bfloat16"}] if a.gemma3 else [])}
     a.out.mkdir(parents=True, exist_ok=True)
 
     def write(rec: dict[str, Any] | None) -> None:
@@ -281,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for b in chosen:
         runner.run_base(b, zoo, names, comps, write)
+    if a.gemma3:
+        run_gemma3(CACHE / "work", a.keep, write, log)
     meta["complete"] = True
     write(None)
     log(f"wrote {a.out / 'RESULTS.md'} ({len(records)} records, {meta['seconds']} s)")

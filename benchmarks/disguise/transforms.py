@@ -14,7 +14,8 @@ approximate by design; :func:`logit_diff` measures it. Storage rounding (F32, or
 SmolLM2 copies) is measured separately by the runner on the saved files.
 
 Only dense llama / qwen2 models are transformed (the bases are dense); the MoE upcycle is a
-*composition* applied after the disguise (see :func:`compose`).
+*composition* applied after the disguise (``compose.py``). The per-layer re-parameterisations
+that Gemma 3 shares live in ``reparam.py``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ import numpy as np
 import torch
 from benchmarks.lineage import derive
 from benchmarks.lineage.bpe import Encoder, train_merges
-from benchmarks.lineage.ggufio import read_gguf, write_gguf
 from benchmarks.lineage.ops import write_card
 from benchmarks.lineage.tiny_lm import CausalLM, save_model
-from benchmarks.lineage.train import train
 from safetensors.torch import load_file, save_file
+
+from . import reparam
 
 
 @dataclass
@@ -74,65 +75,6 @@ def _layers(m: CausalLM) -> list[Any]:
 
 def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-def _t(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).double()
-
-
-# -- orthogonal matrices ------------------------------------------------------------------
-
-def random_orthogonal(d: int, seed: int) -> np.ndarray:
-    """Haar-random orthogonal matrix: QR of a seeded Gaussian, columns sign-fixed by diag(R)
-    (without the fix QR's sign convention biases the distribution)."""
-    q, r = np.linalg.qr(_rng(seed).normal(size=(d, d)))
-    return np.asarray(q * np.sign(np.diag(r)))
-
-
-def _paley12() -> np.ndarray:
-    """Hadamard matrix of order 12 by Paley's first construction (q = 11 = 3 mod 4)."""
-    q = 11
-    residues = {(x * x) % q for x in range(1, q)}
-    chi = np.array([0] + [1 if x in residues else -1 for x in range(1, q)])
-    jac = np.array([[chi[(j - i) % q] for j in range(q)] for i in range(q)])
-    s = np.zeros((q + 1, q + 1), dtype=np.int64)
-    s[0, 1:] = 1
-    s[1:, 0] = -1
-    s[1:, 1:] = jac
-    return np.eye(q + 1, dtype=np.int64) + s
-
-
-def hadamard(n: int) -> np.ndarray | None:
-    """A +-1 Hadamard matrix of order n (H H^T = n I) for n = 2^k or 12^j 2^k (Sylvester,
-    Kronecker with Paley's H_12 -- SmolLM2's 576 = 12 * 12 * 4), else None."""
-    if n == 1:
-        return np.ones((1, 1), dtype=np.int64)
-    if n % 2 == 0 and (n & (n - 1)) == 0:
-        h = hadamard(n // 2)
-        assert h is not None
-        return np.block([[h, h], [h, -h]])
-    if n % 12 == 0:
-        rest = hadamard(n // 12)
-        return None if rest is None else np.kron(_paley12(), rest)
-    return None
-
-
-def randomised_hadamard(d: int, seed: int) -> tuple[np.ndarray, str]:
-    """QuaRot's rotation ``H diag(s) / sqrt(d)`` with random signs ``s``.
-
-    When no Hadamard matrix of order d is built here (d not 2^k 12^j) the rotation is
-    block-diagonal with Hadamard blocks of the largest order dividing d that is built --
-    still orthogonal, but it mixes dimensions only within a block (QuaRot uses Kronecker
-    products with a table of known orders for such widths). Returns the matrix and a label.
-    """
-    h = hadamard(d)
-    label = f"H_{d}"
-    if h is None:
-        b = max(k for k in range(1, d + 1) if d % k == 0 and hadamard(k) is not None)
-        h = np.kron(np.eye(d // b), hadamard(b))
-        label = f"block-diagonal {d // b} x H_{b}"
-    signs = _rng(seed).choice([-1.0, 1.0], size=d)
-    return h.astype(np.float64) * signs[None, :] / np.sqrt(float(h[0] @ h[0])), label
 
 
 # -- the transforms -------------------------------------------------------------------------
@@ -178,7 +120,7 @@ def rotate(s: Subject, q: np.ndarray, label: str) -> Subject:
     embedding E -> E Q, readers W -> W Q, writers (o_proj, down_proj) -> Q^T W."""
     s = fold_norms(s)
     m = _clone(s.model)
-    qt = _t(q)
+    qt = reparam.tensor64(q)
     m.model.embed_tokens.weight.copy_(m.model.embed_tokens.weight @ qt)
     m.lm_head.weight.copy_(m.lm_head.weight @ qt)
     for layer in _layers(m):
@@ -191,116 +133,26 @@ def rotate(s: Subject, q: np.ndarray, label: str) -> Subject:
 
 
 def rotate_orthogonal(s: Subject, seed: int) -> Subject:
-    return rotate(s, random_orthogonal(s.model.cfg.hidden, seed), "random orthogonal")
+    return rotate(s, reparam.random_orthogonal(s.model.cfg.hidden, seed), "random orthogonal")
 
 
 def rotate_hadamard(s: Subject, seed: int) -> Subject:
-    q, label = randomised_hadamard(s.model.cfg.hidden, seed)
+    q, label = reparam.randomised_hadamard(s.model.cfg.hidden, seed)
     return rotate(s, q, f"randomised Hadamard, {label}")
 
 
 @torch.no_grad()
+def reparameterise(s: Subject, name: str, seed: int) -> Subject:
+    """One of :data:`reparam.SHARED` (unit / head permutation, q/k, v/o, up/down scaling)
+    applied to every layer of the model's HF-named tensors."""
+    _layers(s.model)
+    m = _clone(s.model)
+    m.load_state_dict(reparam.SHARED[name](dict(m.state_dict()), m.cfg, _rng(seed)))
+    return s.derive(m, name)
+
+
 def permute_units(s: Subject, seed: int) -> Subject:
-    """Relabel the SwiGLU hidden units of every layer (gate/up rows, down columns)."""
-    m = _clone(s.model)
-    rng = _rng(seed)
-    for layer in _layers(m):
-        f = layer.mlp
-        p = torch.from_numpy(rng.permutation(m.cfg.ffn))
-        f.gate_proj.weight.copy_(f.gate_proj.weight[p])
-        f.up_proj.weight.copy_(f.up_proj.weight[p])
-        f.down_proj.weight.copy_(f.down_proj.weight[:, p])
-    return s.derive(m, "permute_units")
-
-
-def _head_rows(heads: np.ndarray, hd: int) -> torch.Tensor:
-    return torch.from_numpy((heads[:, None] * hd + np.arange(hd)).ravel())
-
-
-@torch.no_grad()
-def permute_heads(s: Subject, seed: int) -> Subject:
-    """Relabel KV groups (each moving with its query heads) and the query heads within each
-    group: GQA pairs query head h with kv head h // rep, so only these relabellings keep the
-    function."""
-    m = _clone(s.model)
-    c = m.cfg
-    rng, rep, hd = _rng(seed), c.heads // c.kv_heads, c.head_dim
-    for layer in _layers(m):
-        a = layer.self_attn
-        groups = rng.permutation(c.kv_heads)
-        qrows = _head_rows(np.concatenate([g * rep + rng.permutation(rep) for g in groups]), hd)
-        krows = _head_rows(groups, hd)
-        for p, rows in ((a.q_proj, qrows), (a.k_proj, krows), (a.v_proj, krows)):
-            p.weight.copy_(p.weight[rows])
-            if p.bias is not None:
-                p.bias.copy_(p.bias[rows])
-        a.o_proj.weight.copy_(a.o_proj.weight[:, qrows])
-    return s.derive(m, "permute_heads")
-
-
-def _lognormal(rng: np.random.Generator, n: int, sigma: float) -> torch.Tensor:
-    return _t(np.exp(rng.normal(0.0, sigma, size=n)))
-
-
-@torch.no_grad()
-def scale_qk(s: Subject, seed: int, sigma: float = 0.7) -> Subject:
-    """q * s, k / s per KV group (one s for a kv head and every query head reading it): the
-    scores q.k are unchanged, and a scalar commutes with RoPE's per-pair rotations."""
-    m = _clone(s.model)
-    c = m.cfg
-    rng, rep, hd = _rng(seed), c.heads // c.kv_heads, c.head_dim
-    for layer in _layers(m):
-        a = layer.self_attn
-        sg = _lognormal(rng, c.kv_heads, sigma)
-        qs = sg.repeat_interleave(rep * hd)
-        ks = sg.repeat_interleave(hd)
-        for p, scale in ((a.q_proj, qs), (a.k_proj, 1.0 / ks)):
-            p.weight.mul_(scale[:, None])
-            if p.bias is not None:
-                p.bias.mul_(scale)
-    return s.derive(m, "scale_qk")
-
-
-def _well_conditioned(rng: np.random.Generator, n: int) -> np.ndarray:
-    """U diag(exp(N(0, 0.5))) V with Haar U, V: invertible, condition number ~ e^2."""
-    u = random_orthogonal(n, int(rng.integers(2**31)))
-    v = random_orthogonal(n, int(rng.integers(2**31)))
-    return np.asarray(u * np.exp(rng.normal(0.0, 0.5, size=n))[None, :] @ v)
-
-
-@torch.no_grad()
-def vo_maps(s: Subject, seed: int) -> Subject:
-    """V_g -> M_g V_g (and its bias), O_h -> O_h M_g^-1 for every query head h of group g:
-    attention mixes value vectors linearly, so any invertible M per kv head cancels."""
-    m = _clone(s.model)
-    c = m.cfg
-    rng, rep, hd = _rng(seed), c.heads // c.kv_heads, c.head_dim
-    for layer in _layers(m):
-        a = layer.self_attn
-        for g in range(c.kv_heads):
-            mg = _well_conditioned(rng, hd)
-            rows = slice(g * hd, (g + 1) * hd)
-            a.v_proj.weight[rows] = _t(mg) @ a.v_proj.weight[rows]
-            if a.v_proj.bias is not None:
-                a.v_proj.bias[rows] = _t(mg) @ a.v_proj.bias[rows]
-            inv = _t(np.linalg.inv(mg))
-            for h in range(g * rep, (g + 1) * rep):
-                cols = slice(h * hd, (h + 1) * hd)
-                a.o_proj.weight[:, cols] = a.o_proj.weight[:, cols] @ inv
-    return s.derive(m, "vo_maps")
-
-
-@torch.no_grad()
-def scale_updown(s: Subject, seed: int, sigma: float = 0.7) -> Subject:
-    """up * s, down / s per hidden unit (s > 0): silu(gate) * up is linear in up."""
-    m = _clone(s.model)
-    rng = _rng(seed)
-    for layer in _layers(m):
-        f = layer.mlp
-        sc = _lognormal(rng, m.cfg.ffn, sigma)
-        f.up_proj.weight.mul_(sc[:, None])
-        f.down_proj.weight.div_(sc[None, :])
-    return s.derive(m, "scale_updown")
+    return reparameterise(s, "permute_units", seed)
 
 
 @torch.no_grad()
@@ -369,11 +221,7 @@ def registry(texts: list[str], new_tokens: int) -> dict[str, Transform]:
     return {
         "rotate_orthogonal": rotate_orthogonal,
         "rotate_hadamard": rotate_hadamard,
-        "permute_units": permute_units,
-        "permute_heads": permute_heads,
-        "scale_qk": scale_qk,
-        "vo_maps": vo_maps,
-        "scale_updown": scale_updown,
+        **{n: (lambda s, seed, n=n: reparameterise(s, n, seed)) for n in reparam.SHARED},
         "scale_embedding": lambda s, _seed: scale_embedding(s),
         "permute_vocab": permute_vocab,
         "extend_vocab": lambda s, _seed: extend_vocab(s, texts, new_tokens),
@@ -468,61 +316,3 @@ def load_saved(s: Subject, out: Path) -> Subject:
     m = CausalLM(c).double()
     m.load_state_dict(state)
     return replace(s, model=m)
-
-
-# -- compositions ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Budget:
-    """What a composition costs on one base: fine-tune steps/batch/lr, layers to drop, MoE."""
-
-    ft_steps: int
-    ft_batch: int
-    ft_lr: float
-    drop: tuple[int, ...]
-    experts: int
-    moe_steps: int
-    gguf_qtype: str
-
-
-def finetune(s: Subject, text: str, b: Budget, seed: int, steps: int | None = None
-             ) -> tuple[Subject, dict[str, Any]]:
-    """A short real fine-tune (AdamW, train.py) on ``text`` tokenised by the subject's own
-    tokenizer (so a relabelled vocabulary trains on its own ids)."""
-    m = copy.deepcopy(s.model).float()
-    stream = np.asarray(s.enc.encode(text), dtype=np.int32)
-    rec = train(m, stream[:-4096], steps=b.ft_steps if steps is None else steps, lr=b.ft_lr,
-                seed=seed, seq=128, batch=b.ft_batch,
-                eval_windows=stream[-4096:][: 8 * 129].reshape(8, 129).astype(np.int64))
-    return s.derive(m.double(), "finetune"), rec
-
-
-def gguf_round_trip(s: Subject, path: Path, qtype: str, name: str
-                    ) -> tuple[Subject, dict[str, Any]]:
-    """Write ``s`` as a quantised GGUF (:func:`ggufio.write_gguf`) and read it back; the GGUF
-    file is the candidate unless the subject is stored fused (then the dequantised weights are
-    saved in Phi-3 layout by the caller)."""
-    state = {k: v.float().numpy() for k, v in s.model.hf_state().items()}
-    used = write_gguf(s.model.cfg, state, s.enc, path, qtype, name)
-    _, back, _ = read_gguf(path)
-    num = sum(float(((back[k] - v) ** 2).sum()) for k, v in state.items() if v.ndim == 2)
-    den = sum(float((v ** 2).sum()) for v in state.values() if v.ndim == 2)
-    m = CausalLM(s.model.cfg).double()
-    m.load_state_dict({k: torch.from_numpy(v).double() for k, v in back.items()})
-    return s.derive(m, f"gguf_{qtype.lower()}"), {
-        "tensor_types": used, "relative_rms_error": round((num / den) ** 0.5, 5)}
-
-
-def layer_drop(s: Subject, b: Budget) -> Subject:
-    return s.derive(derive.layer_drop(s.model, list(b.drop)), f"layer_drop{list(b.drop)}")
-
-
-def moe_upcycle(s: Subject, b: Budget, text: str, seed: int) -> tuple[Subject, dict[str, Any]]:
-    """Sparse upcycling (:func:`derive.moe_upcycle`: experts copied from the dense FFN, a new
-    router), then ``moe_steps`` of training so the experts drift apart."""
-    m = derive.moe_upcycle(copy.deepcopy(s.model).float(), b.experts, 2, seed)
-    up = s.derive(m, f"moe_upcycle({b.experts} experts)")
-    if not b.moe_steps:
-        return up, {"steps": 0}
-    out, rec = finetune(up, text, b, seed, steps=b.moe_steps)
-    return out, rec
