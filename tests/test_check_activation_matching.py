@@ -3,8 +3,8 @@ and the cases where it cannot apply."""
 
 from __future__ import annotations
 
-import builtins
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,14 +117,9 @@ def test_fingerprint_only_reference_is_not_applicable(models: dict[str, Path]) -
 
 def test_without_torch_the_check_says_how_to_get_it(models: dict[str, Path],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_torch(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("no torch here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_torch)
+    # what an interpreter without the extra looks like: ``import torch`` fails and
+    # ``importlib.util.find_spec("torch")`` finds nothing
+    monkeypatch.setitem(sys.modules, "torch", None)
     ev = _run(_view(models["disguised"]), _view(models["base"]))
     assert not ev.applicable and "modelprint[activations]" in (ev.reason or "")
 
@@ -171,3 +166,50 @@ def test_report_shows_the_evidence(models: dict[str, Path]) -> None:
     html = render_report({"pairs": [pair_with({"activation_matching": result})]})
     assert "could not be drawn" not in html
     assert "activation_matching" in html and "same partner for 100% of units" in html
+
+
+def _layers(ev: Any) -> list[tuple[float, float]]:
+    return [(r["rho"], r["log10_p"]) for r in ev.details["per_layer"]]
+
+
+def test_a_second_audit_reads_the_activations_from_the_cache(
+        models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm = no forward at all (no weights read, no torch), and the same numbers; a damaged
+    cache entry is recomputed, never trusted."""
+    from modelprint.activations import forward
+
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path))
+    pair = (models["disguised"], models["other"])
+    cold = _run(_view(pair[0]), _view(pair[1]))
+    assert cold.details["forward"]["layers_from_cache"] == {"candidate": 0, "reference": 0}
+
+    def no_forward(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a forward ran although every layer was cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(forward.DecoderRun, "__init__", no_forward)
+        warm = _run(_view(pair[0]), _view(pair[1]))
+    every = {"candidate": CONFIG.layers, "reference": CONFIG.layers}
+    assert warm.details["forward"]["layers_from_cache"] == every
+    assert _layers(warm) == _layers(cold) and warm.p_value == cold.p_value
+
+    stored = sorted((tmp_path / "activations").glob("*/layer-1.npz"))
+    assert len(stored) == 2
+    stored[0].write_bytes(stored[0].read_bytes()[:100])         # truncated on disk
+    again = _run(_view(pair[0]), _view(pair[1]))
+    assert _layers(again) == _layers(cold)
+    assert sum(again.details["forward"]["layers_from_cache"].values()) == 2 * CONFIG.layers - 1
+
+
+def test_an_early_stopped_run_is_resumed_from_its_cached_layers(
+        models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "cache"))
+    a, b = models["disguised"], models["base"]
+    first = _run(_view(a), _view(b))                  # a copy: stops after a layer or two
+    ran = first.details["layers_run"]["candidate"]
+    assert first.details["layers_run"]["early_stop"] and ran < CONFIG.layers
+    full = _run(_view(a), _view(b), early_stop=False)
+    assert full.details["forward"]["layers_from_cache"] == {"candidate": ran, "reference": ran}
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "empty"))
+    uncached = _run(_view(a), _view(b), early_stop=False)
+    assert _layers(full) == _layers(uncached) and full.p_value == uncached.p_value

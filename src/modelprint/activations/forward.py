@@ -35,6 +35,8 @@ torch is imported lazily (only when a forward runs), so modelprint without the
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -330,7 +332,7 @@ class DecoderRun:
         """Run layer ``layer`` on the residual stream; its MLP gate and up activations (probe
         positions only, numpy float32) when ``record``."""
         torch = self.torch
-        with torch.no_grad():
+        with torch.no_grad(), forward_threads(torch, self.spec, int(self.x.shape[0])):
             x = self.x
             a = self._attention(layer, self._norm(x, self._opt("norm.attn", layer)))
             post = self._opt("norm.attn_post", layer)
@@ -349,6 +351,18 @@ class DecoderRun:
                 return None
             return LayerActivations(g[self.keep].numpy(), u[self.keep].numpy())
 
+    def stream(self) -> np.ndarray:
+        """The residual stream after the layers run so far (tokens x hidden, float32)."""
+        return np.asarray(self.x.numpy(), dtype=np.float32)
+
+    def set_stream(self, x: np.ndarray) -> None:
+        """Resume from a stored residual stream (:mod:`.cache`): the next :meth:`step` runs
+        the layer after the one that produced ``x``."""
+        if tuple(x.shape) != tuple(self.x.shape):
+            raise NoForward(f"a stored residual stream has shape {x.shape}, expected "
+                            f"{tuple(self.x.shape)}")
+        self.x = self.torch.from_numpy(np.array(x, dtype=np.float32))
+
     def logits(self) -> np.ndarray:
         """Final norm and LM head over every position (tests: compare with another forward)."""
         final = self.w.get("norm.final", None)
@@ -361,6 +375,27 @@ class DecoderRun:
                                                                                ["C", "W"]))
             x = self._norm(self.x, gain)
             return (x @ self.torch.from_numpy(np.require(head, np.float32, ["C", "W"])).T).numpy()
+
+
+#: Below this many floating-point operations per layer (about ``24 * tokens * hidden^2``) a
+#: forward runs on one thread: the probe is short (128 tokens), so a small model's matrices
+#: are a few MFLOP each, where splitting them across threads costs more in synchronisation
+#: than it saves -- and on a shared CI machine idle-spinning OpenMP threads made SmolLM2's
+#: check 3-4x slower (33 s instead of 9 s at load 7). A 7B-class layer (~5e10) uses them all.
+PARALLEL_FLOPS = 4e9
+
+
+@contextmanager
+def forward_threads(torch: Any, spec: DecoderSpec, tokens: int) -> Iterator[int]:
+    """torch's intra-op thread count for one layer of ``spec`` on ``tokens`` tokens
+    (restored afterwards, so a caller's own torch setting is untouched)."""
+    before = torch.get_num_threads()
+    n = before if 24 * tokens * spec.hidden ** 2 >= PARALLEL_FLOPS else 1
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
 
 
 def _rotate_half(torch: Any, x: torch.Tensor) -> torch.Tensor:

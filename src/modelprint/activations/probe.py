@@ -16,6 +16,7 @@ are skipped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -49,13 +50,15 @@ class ProbeTokens:
         return len(self.strings)
 
 
-def greedy_tokens(text: str, vocab: set[str] | dict[str, int]) -> tuple[list[str], int]:
-    """Greedy longest-match segmentation of ``text`` over ``vocab``; (tokens, skipped chars)."""
+def greedy_tokens(text: str, vocab: Collection[str], limit: int | None = None
+                  ) -> tuple[list[str], int]:
+    """Greedy longest-match segmentation of ``text`` over ``vocab``; (tokens, skipped chars).
+    With ``limit``, stops after that many tokens (skipped characters counted up to there)."""
     longest = min(MAX_TOKEN_CHARS, max((len(t) for t in vocab), default=0))
     out: list[str] = []
     skipped = 0
     pos = 0
-    while pos < len(text):
+    while pos < len(text) and (limit is None or len(out) < limit):
         for n in range(min(longest, len(text) - pos), 0, -1):
             piece = text[pos:pos + n]
             if piece in vocab:
@@ -75,7 +78,6 @@ def shared_probe(vocab_a: list[str], vocab_b: list[str], limit: int,
     ids_a = first_ids(vocab_a)
     ids_b = ids_a if same else first_ids(vocab_b)
     shared = ids_a if same else {t: i for t, i in ids_a.items() if t in ids_b}
-    strings, skipped = greedy_tokens(probe_text() if text is None else text, shared)
-    strings = strings[:limit]
+    strings, skipped = greedy_tokens(probe_text() if text is None else text, shared, limit)
     return ProbeTokens([ids_a[s] for s in strings], [ids_b[s] for s in strings], strings,
                        skipped, len(shared), same)

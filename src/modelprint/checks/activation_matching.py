@@ -38,9 +38,12 @@ raise by at most ``K * STOP_P``.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,6 +78,11 @@ class LayerMatch:
     units_b: int
 
 
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelprint-lsap")
+
+
 def match_layer(a: LayerActivations, b: LayerActivations, max_units: int,
                 key: tuple[int, int]) -> LayerMatch:
     """phi_MATCH on one pair of layers: the narrower MLP's units (a seeded subsample of at
@@ -84,8 +92,10 @@ def match_layer(a: LayerActivations, b: LayerActivations, max_units: int,
     pick = subsample_units(q.gate.shape[1], max_units, "activations", *key)
     c_gate = cosine([q.gate[:, pick].T], [t.gate.T])
     c_up = np.abs(cosine([q.up[:, pick].T], [t.up.T]))
+    # the two assignments are independent and scipy's solver releases the GIL: one a core
+    up_job = _pool().submit(assign, c_up)
     m_gate, cos_gate = assign(c_gate)
-    m_up, cos_up = assign(c_up)
+    m_up, cos_up = up_job.result()
     rho, logp = spearman_logp(m_gate.astype(np.float64), m_up.astype(np.float64))
     return LayerMatch(rho, logp, float(np.mean(m_gate == m_up)), float(np.mean(cos_gate)),
                       float(np.mean(cos_up)), len(pick), ua, ub)
@@ -231,7 +241,9 @@ class ActivationMatching:
                                "of": [num_a, num_b], "early_stop": stopped is not None},
                 "similarity_matrix": None if sim is None else np.round(sim, 4).tolist(),
                 "forward": {"candidate": run_a.spec.family, "reference": run_b.spec.family,
-                            "approximations": setup.approximations},
+                            "approximations": setup.approximations,
+                            "layers_from_cache": {"candidate": run_a.cached_layers,
+                                                  "reference": run_b.cached_layers}},
                 "per_layer": records,
                 "null": {"description": "independent models: the two views' matchings are "
                                         "unrelated, each layer's rho near 0 (sd about "
@@ -255,12 +267,23 @@ def _all_layers(run: Any) -> Iterator[LayerActivations]:
         yield x
 
 
+def _run(view: ModelView, spec: Any, ids: list[int]) -> Any:
+    """One model's forward on the probe, through the activation cache (the forward itself,
+    and torch, only when a layer is not cached)."""
+    from modelprint.activations.cache import CachedRun, run_key
+    from modelprint.activations.forward import DecoderRun, bos_id
+
+    weights = view.weights
+    assert weights is not None
+    bos = bos_id(weights)
+    key = run_key(dict(view.fingerprint.model.files or {}), spec, bos, ids)
+    return CachedRun(spec, key, lambda: DecoderRun(weights, spec, ids, bos))
+
+
 def _prepare(a: ModelView, b: ModelView, options: dict[str, Any]) -> _Setup | str:
     """The two forward runs and the probe, or why the check does not apply."""
     from modelprint.activations.forward import (
-        DecoderRun,
         NoForward,
-        bos_id,
         decoder_spec,
         vocabulary_of,
     )
@@ -288,17 +311,11 @@ def _prepare(a: ModelView, b: ModelView, options: dict[str, Any]) -> _Setup | st
     if len(probe) < need:
         return (f"only {len(probe)} probe tokens are spelled by tokens both vocabularies hold "
                 f"({probe.shared_vocabulary} shared token strings); at least {need} needed")
-    try:
-        import torch  # noqa: F401  (the optional extra)
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:   # the optional extra; imported on need
         return ("torch is not installed: activations need a forward pass "
                 "(pip install 'modelprint[activations]')")
-    try:
-        assert a.weights is not None and b.weights is not None
-        runs = (DecoderRun(a.weights, specs[0], probe.ids_a, bos_id(a.weights)),
-                DecoderRun(b.weights, specs[1], probe.ids_b, bos_id(b.weights)))
-    except NoForward as exc:
-        return str(exc)
+    runs = tuple(_run(view, spec, ids) for view, spec, ids in
+                 ((a, specs[0], probe.ids_a), (b, specs[1], probe.ids_b)))
     approx = [f"candidate: {x}" for x in specs[0].approximations] + \
         [f"reference: {x}" for x in specs[1].approximations]
     return _Setup(runs, probe, approx)
