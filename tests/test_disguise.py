@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from benchmarks.disguise import bert as B
 from benchmarks.disguise import gemma3 as G
 from benchmarks.disguise import reparam
 from benchmarks.disguise import transforms as T
@@ -157,3 +158,41 @@ def test_gemma3_rotation_is_not_function_preserving() -> None:
            for k, v in st.items()}
     ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(1))
     assert G.logit_diff(cfg, st, rot, tok, tok, ids)["relative"] > 1e-2
+
+
+@pytest.fixture(scope="module")
+def minilm() -> tuple[Path, dict, dict, list[str]]:
+    from modelprint import realmodels
+
+    src = realmodels.minilm_dir()
+    cfg, st, tok = B.read(src)
+    return src, cfg, st, tok
+
+
+@pytest.mark.parametrize("name", ["permute_residual", "all"])
+def test_bert_disguise_is_function_preserving_and_called_derived(
+        minilm: tuple[Path, dict, dict, list[str]], name: str, tmp_path: Path) -> None:
+    """The real all-MiniLM-L6-v2 (post-LN BERT) disguised by the transforms that commute with
+    its LayerNorms -- one alone, and all of them at once so that no tensor stays as stored --
+    computes the same token similarities and is called derived from the real model."""
+    src, cfg, st, tok = minilm
+    new, new_tok = B.DISGUISES[name](cfg, st, tok, np.random.default_rng(3))
+    ids = torch.randint(1000, cfg["vocab"], (2, 16), generator=torch.Generator().manual_seed(2))
+    assert B.hidden_diff(cfg, st, new, tok, new_tok, ids)["relative"] < 1e-8
+    out = B.save(src, cfg, new, new_tok, tmp_path / name)
+    assert B.hidden_diff(cfg, st, B.load_saved(out), tok, new_tok, ids)["relative"] < 1e-5
+    js = Engine(offline=True).pair(Target(str(out)), Target(str(src)), expect=None).to_json()
+    assert js["verdict"] == "derived", js["verdict_reason"]
+    if name == "all":
+        assert not js["checks"]["identity"]["indicates_derivation"]
+
+
+def test_bert_rotation_is_not_function_preserving(
+        minilm: tuple[Path, dict, dict, list[str]]) -> None:
+    """Why BERT gets permutations only: a rotation of the stream breaks its post-LNs."""
+    _, cfg, st, tok = minilm
+    q = torch.from_numpy(reparam.random_orthogonal(cfg["hidden"], 3))
+    rot = {k: (v @ q if v.ndim == 2 and v.shape[1] == cfg["hidden"] and "attention.output" not in k
+               and not k.endswith("output.dense.weight") else v) for k, v in st.items()}
+    ids = torch.randint(1000, cfg["vocab"], (1, 12), generator=torch.Generator().manual_seed(2))
+    assert B.hidden_diff(cfg, st, rot, tok, tok, ids)["relative"] > 1e-2

@@ -236,3 +236,19 @@ def load_hf(out: Path) -> State:
     return {k: (v.float().numpy() + (1.0 if k.endswith(("norm.weight", "layernorm.weight"))
                                      else 0.0))
             for k, v in load_file(str(out / "model.safetensors")).items()}
+
+
+def drop_layers(cfg: dict[str, Any], s: State, drop: tuple[int, ...]
+                ) -> tuple[dict[str, Any], State]:
+    """The model without layers ``drop`` (the rest renumbered)."""
+    keep = [i for i in range(cfg["layers"]) if i not in drop]
+    out = {k: v for k, v in s.items() if ".layers." not in k}
+    for j, i in enumerate(keep):
+        pre = f"model.layers.{i}."
+        out.update({f"model.layers.{j}." + k[len(pre):]: v for k, v in s.items()
+                    if k.startswith(pre)})
+    return {**cfg, "layers": len(keep)}, out
+
+
+# the interface of ``run.RealBase``
+diff, save, load = logit_diff, save_hf, load_hf

@@ -208,47 +208,57 @@ class Runner:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def run_gemma3(work: Path, keep: bool, emit: Callable[[dict[str, Any]], None],
-               log: Any) -> None:
-    """The real Gemma 3 270M: the disguises that commute with its sandwich and q/k norms
-    (``gemma3.py``), alone and with a layer drop; no fine-tune, GGUF or MoE composition (no
-    Gemma 3 training loop, GGUF writer or MoE family here). Reference: the real GGUF."""
+@dataclass(frozen=True)
+class RealBase:
+    """A real model of MODELS.md with its own forward (``gemma3.py``, ``bert.py``): the
+    disguises that are function-preserving for it, alone and with a layer drop (no training
+    loop, GGUF writer or MoE family for these families here). The reference is the real file."""
+
+    name: str
+    ref: Path
+    fmt: str
+    drop: tuple[int, ...]
+    module: Any            # read, DISGUISES, diff, save, load, drop_layers
+
+
+def real_bases() -> list[RealBase]:
     from modelprint import realmodels
 
+    from . import bert as B
     from . import gemma3 as G
 
-    ref = realmodels.gemma3_gguf()
+    minilm = realmodels.minilm_dir()
+    return [RealBase("gemma3-270m", realmodels.gemma3_gguf(), "hf gemma3_text", (9, 11, 13), G),
+            RealBase("all-minilm-l6-v2", minilm, "sentence-transformers (bert)", (2, 3),
+                     B.Adapter(minilm))]
+
+
+def run_real(base: RealBase, work: Path, keep: bool, emit: Callable[[dict[str, Any]], None],
+             log: Any) -> None:
+    m = base.module
     t0 = time.perf_counter()
-    cfg, state, tok = G.read(ref)
-    log(f"  gemma3 read in {time.perf_counter() - t0:.0f} s")
+    cfg, state, tok = m.read(base.ref)
+    log(f"  {base.name} read in {time.perf_counter() - t0:.0f} s")
     ids = torch.from_numpy(np.random.default_rng(0).integers(3, cfg["vocab"], (2, 32)))
-    drop = (9, 11, 13)
-    for ti, (name, fn) in enumerate(G.DISGUISES.items()):
+    for ti, (name, fn) in enumerate(m.DISGUISES.items()):
         t0 = time.perf_counter()
         new, new_tok = fn(cfg, state, tok, np.random.default_rng(100 * ti + 1))
-        base = {"base": "gemma3-270m", "transform": name, "steps": [name],
+        head = {"base": base.name, "transform": name, "steps": [name],
                 "transform_seconds": round(time.perf_counter() - t0, 2),
-                "function": G.logit_diff(cfg, state, new, tok, new_tok, ids)}
+                "function": m.diff(cfg, state, new, tok, new_tok, ids)}
         for comp in ("alone", "layer_drop"):
-            d = work / "gemma3-270m" / f"{name}.{comp}"
+            d = work / base.name / f"{name}.{comp}"
             shutil.rmtree(d, ignore_errors=True)
-            rec: dict[str, Any] = {**base, "composition": comp}
+            rec: dict[str, Any] = {**head, "composition": comp}
             if comp == "alone":
-                G.save_hf(cfg, new, new_tok, d)
-                rec["stored_function"] = G.logit_diff(cfg, state, G.load_hf(d), tok, new_tok,
-                                                      ids)
+                m.save(cfg, new, new_tok, d)
+                rec["stored_function"] = m.diff(cfg, state, m.load(d), tok, new_tok, ids)
             else:
-                keep_l = [i for i in range(cfg["layers"]) if i not in drop]
-                dropped = {k: v for k, v in new.items() if ".layers." not in k}
-                for j, i in enumerate(keep_l):
-                    pre = f"model.layers.{i}."
-                    dropped.update({f"model.layers.{j}." + k[len(pre):]: v
-                                    for k, v in new.items() if k.startswith(pre)})
-                G.save_hf({**cfg, "layers": len(keep_l)}, dropped, new_tok, d)
-                rec["steps"] = [name, f"layer_drop{list(drop)}"]
-            js, sec = _engine_pair(d, ref)
-            rec.update(_flat(js, sec), expected="derived", compose={"format": "hf gemma3_text"})
-            log(f"  gemma3-270m {name}+{comp}: {rec['verdict']} ({sec:.1f} s)")
+                m.save(*m.drop_layers(cfg, new, base.drop), new_tok, d)
+                rec["steps"] = [name, f"layer_drop{list(base.drop)}"]
+            js, sec = _engine_pair(d, base.ref)
+            rec.update(_flat(js, sec), expected="derived", compose={"format": base.fmt})
+            log(f"  {base.name} {name}+{comp}: {rec['verdict']} ({sec:.1f} s)")
             emit(rec)
             if not keep:
                 shutil.rmtree(d, ignore_errors=True)
@@ -298,9 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE, help="where results.json/RESULTS.md go")
     ap.add_argument("--merge", nargs="*", type=Path,
                     help="only combine the results.json of these directories into --out")
-    ap.add_argument("--gemma3", action="store_true",
-                    help="only the real Gemma 3 270M (norm-commuting disguises)")
+    ap.add_argument("--real", nargs="*", choices=("gemma3-270m", "all-minilm-l6-v2"),
+                    help="only these real models with their own forward (default both)")
+    ap.add_argument("--gemma3", action="store_true", help="the same as --real gemma3-270m")
     a = ap.parse_args(argv)
+    if a.gemma3:
+        a.real = [*(a.real or []), "gemma3-270m"]
+    reals = [] if a.real is None else [r for r in real_bases() if not a.real or r.name in a.real]
     if a.merge:
         return merge(a.merge, a.out)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -309,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MODELPRINT_CACHE_DIR", str(CACHE / "mp-cache"))
     os.environ["MODELPRINT_NULLS"] = str(CACHE / "no-panels.json")   # absent: no panels
     profile, all_bases = bases(a.quick)
-    chosen = [b for b in all_bases if not a.gemma3 and (not a.bases or b.name in a.bases)]
+    chosen = [b for b in all_bases if a.real is None and (not a.bases or b.name in a.bases)]
     only = sorted({n for b in chosen for n in (b.zoo_name, b.control) if n})
     zoo: dict[str, Any] = {}
     if chosen:
@@ -324,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             "uncommitted_src": _dirty_src(), "seconds": 0.0, "complete": False,
             "alpha": 1e-6, "null_panels": "none", "torch_threads": a.threads,
             "bases": [b.__dict__ | {"budget": b.budget.__dict__} for b in chosen]
-            + ([{"name": "gemma3-270m", "zoo_name": "real Gemma 3 270M GGUF Q4_K_M",
-                 "control": None, "dtype": "bfloat16"}] if a.gemma3 else [])}
+            + [{"name": r.name, "zoo_name": f"real {r.ref.name}", "control": None,
+                "format": r.fmt} for r in reals]}
     a.out.mkdir(parents=True, exist_ok=True)
 
     def write(rec: dict[str, Any] | None) -> None:
@@ -339,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for b in chosen:
         runner.run_base(b, zoo, names, comps, write)
-    if a.gemma3:
-        run_gemma3(CACHE / "work", a.keep, write, log)
+    for r in reals:
+        run_real(r, CACHE / "work", a.keep, write, log)
     meta["complete"] = True
     write(None)
     log(f"wrote {a.out / 'RESULTS.md'} ({len(records)} records, {meta['seconds']} s)")
