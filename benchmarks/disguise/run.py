@@ -289,7 +289,10 @@ def merge(dirs: list[Path], out: Path) -> int:
                 bases=[b for r in runs for b in r["meta"]["bases"]],
                 runs=[{"dir": str(d), **{k: r["meta"][k] for k in ("commit", "seconds")}}
                       for d, r in zip(dirs, runs, strict=True)])
-    records = [x for r in runs for x in r["records"]]
+    # a later run that repeats a pair (a re-run of what an interrupted run missed) wins
+    merged = {(x.get("base"), x.get("transform"), x.get("composition"), x.get("control")): x
+              for r in runs for x in r["records"]}
+    records = list(merged.values())
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"meta": meta, "records": records},
                                                  indent=1, default=str) + "\n")
