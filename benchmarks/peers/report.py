@@ -1,0 +1,135 @@
+"""RESULTS.md of the peer benchmark, generated from results.json (``run.py --report``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGET_WARM = 0.5
+TARGET_COLD = 2.0
+
+
+def _mark(verdict: str, truth: str) -> str:
+    return f"{verdict} {'✓' if verdict == truth else '✗'}"
+
+
+def _pairs_table(pairs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| # | pair | truth | modeldna verdict (class) | modelprint verdict | modeldna | "
+        "modelprint cold | modelprint warm | cold / modeldna | warm / modeldna | peak RSS "
+        "modeldna / cold / warm | load |",
+        "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in pairs:
+        s = r["summary"]
+        md, co, wa = s["modeldna"], s["modelprint_cold"], s["modelprint_warm"]
+        flaky = "" if len(co["verdicts"]) == 1 and len(md["verdicts"]) == 1 else " (varied)"
+        lines.append(
+            f"| {r.get('index', '')} | {r['label']} | {r['truth']} | "
+            f"{_mark(md['verdict'], r['truth'])} ({md['class']}) | "
+            f"{_mark(co['verdict'], r['truth'])}{flaky} | {md['wall_s']:.1f} s | "
+            f"{co['wall_s']:.1f} s | {wa['wall_s']:.1f} s | **{s['ratio_cold']:.2f}** | "
+            f"**{s['ratio_warm']:.2f}** | {md['peak_rss_mb']:.0f} / {co['peak_rss_mb']:.0f} / "
+            f"{wa['peak_rss_mb']:.0f} MB | {md['loadavg']:.1f} |")
+    return lines
+
+
+def _totals(pairs: list[dict[str, Any]]) -> list[str]:
+    md = sum(r["summary"]["modeldna"]["wall_s"] for r in pairs)
+    co = sum(r["summary"]["modelprint_cold"]["wall_s"] for r in pairs)
+    wa = sum(r["summary"]["modelprint_warm"]["wall_s"] for r in pairs)
+    right_md = sum(r["summary"]["modeldna"]["verdict"] == r["truth"] for r in pairs)
+    right_mp = sum(r["summary"]["modelprint_cold"]["verdict"] == r["truth"] for r in pairs)
+    worst_warm = max(r["summary"]["ratio_warm"] for r in pairs)
+    worst_cold = max(r["summary"]["ratio_cold"] for r in pairs)
+    rss = max(max(r["summary"][k]["peak_rss_mb"] for k in ("modelprint_cold",
+                                                            "modelprint_warm"))
+              for r in pairs)
+    n = len(pairs)
+    return [
+        f"Over the {n} pairs: modeldna {md:.0f} s in total, modelprint {co:.0f} s cold "
+        f"({co / md:.2f}x) and {wa:.0f} s warm ({wa / md:.2f}x). Verdicts right: modeldna "
+        f"{right_md} of {n}, modelprint {right_mp} of {n}.",
+        "",
+        f"* warm <= {TARGET_WARM}x modeldna on every pair: "
+        f"**{'met' if worst_warm <= TARGET_WARM else 'not met'}** (worst {worst_warm:.2f}x)",
+        f"* cold <= {TARGET_COLD}x modeldna on every pair: "
+        f"**{'met' if worst_cold <= TARGET_COLD else 'not met'}** (worst {worst_cold:.2f}x; "
+        f"<= 1x on {sum(r['summary']['ratio_cold'] <= 1 for r in pairs)} of {n})",
+        f"* peak RSS < 1 GB, cold and warm: **{'met' if rss < 1024 else 'not met'}** "
+        f"(largest {rss:.0f} MB)",
+    ]
+
+
+def _throughput(tp: dict[str, Any]) -> list[str]:
+    lines = ["## Fingerprint throughput", "",
+             tp.get("note", ""), "",
+             "| model | stored | dtype | cold fingerprint (whole process) | GB/s | CPU-s | "
+             "peak RSS | page-cache read (`cat`) | numpy read loop | load |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in tp.get("rows", []):
+        lines.append(
+            f"| {r['label']} | {r['bytes'] / 1e9:.2f} GB | {r['dtype']} | {r['wall_s']:.2f} s | "
+            f"**{r['gbps']:.2f}** | {r['cpu_s']:.1f} | {r['peak_rss_mb']:.0f} MB | "
+            f"{r['cat_gbps']:.2f} GB/s | {r['numpy_gbps']:.2f} GB/s | {r['loadavg']:.1f} |")
+    return lines
+
+
+def _big(b: dict[str, Any]) -> list[str]:
+    lines = ["## 7B-class pair (synthetic)", "", b.get("note", ""), "",
+             "| pair | truth | modeldna | modelprint cold | modelprint warm | cold / modeldna | "
+             "warm / modeldna | verdicts (modeldna / modelprint) | peak RSS cold / warm | load |",
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for r in b.get("pairs", []):
+        s = r["summary"]
+        lines.append(
+            f"| {r['label']} | {r['truth']} | {s['modeldna']['wall_s']:.1f} s | "
+            f"{s['modelprint_cold']['wall_s']:.1f} s | {s['modelprint_warm']['wall_s']:.1f} s | "
+            f"{s['ratio_cold']:.2f} | {s['ratio_warm']:.2f} | "
+            f"{s['modeldna']['class']} / {s['modelprint_cold']['verdict']} | "
+            f"{s['modelprint_cold']['peak_rss_mb']:.0f} / "
+            f"{s['modelprint_warm']['peak_rss_mb']:.0f} MB | {s['modeldna']['loadavg']:.1f} |")
+    return lines
+
+
+def write_results(data: dict[str, Any], path: Path) -> None:
+    m = data.get("machine", {})
+    pairs = data.get("pairs", [])
+    out = [
+        "# modelprint vs modeldna 0.1.0, side by side",
+        "",
+        "Generated by `python -m benchmarks.peers.run` (see README.md beside this file) from "
+        "`results.json`. Both tools on the same pairs in one run, interleaved per repetition; "
+        "every time is the wall time of a whole process (interpreter start and imports "
+        "included), median of "
+        f"{m.get('repeats', '?')} runs; peak RSS is the largest of the process and its "
+        "children over the runs.",
+        "",
+        f"Run {m.get('date', '?')} at commit {m.get('commit', '?')} on {m.get('cores', '?')} "
+        f"cores, Python {m.get('python', '?')}. Load average (1/5/15 min) at the start "
+        f"{'/'.join(f'{x:.1f}' for x in m.get('loadavg_start', []))}, at the end "
+        f"{'/'.join(f'{x:.1f}' for x in m.get('loadavg_end', []))}; the *load* column is the "
+        "median 1-minute load at the end of the modeldna runs of that pair. The machine is "
+        "shared with other jobs: absolute seconds are what the processes got; the ratios, "
+        "measured back to back, are the better guide.",
+        "",
+        "*cold*: an empty `MODELPRINT_CACHE_DIR` (no fingerprint, no file-digest memo): both "
+        "models fingerprinted from every stored value. *warm*: the second run on that cache. "
+        "modeldna keeps no cache: each of its runs reads both models (its default fast mode, "
+        "sampled slices). modeldna classes -> lineage: EXACT_COPY, QUANTIZED_COPY, FINE_TUNE, "
+        "SAME_LINEAGE, LIKELY_MERGE = derived; NO_MATCH = independent; "
+        "SAME_FAMILY_UNRESOLVED, INSUFFICIENT = inconclusive.",
+        "",
+        "## Pairs",
+        "",
+        *_pairs_table(pairs),
+        "",
+        *(_totals(pairs) if pairs else []),
+        "",
+    ]
+    if data.get("throughput"):
+        out += [*_throughput(data["throughput"]), ""]
+    if data.get("big"):
+        out += [*_big(data["big"]), ""]
+    if data.get("notes"):
+        out += ["## Notes", "", *data["notes"], ""]
+    path.write_text("\n".join(out))
