@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from modelprint._lsap import linear_sum_assignment
 from modelprint.fingerprint.model import Fingerprint
 from modelprint.fingerprint.sketches import decode
 from modelprint.fingerprint.tokens import first_ids

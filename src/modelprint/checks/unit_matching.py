@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from modelprint._lsap import linear_sum_assignment
 from modelprint._tails import average_ranks, t_logsf
 from modelprint.checks.alignment import Alignment
 from modelprint.checks.cka import Gram, hsic_u
