@@ -15,6 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelFileError, UnsupportedArchitectureError
+from ..limits import (
+    MAX_EXPERTS,
+    MAX_HEADS,
+    MAX_HIDDEN,
+    MAX_INTERMEDIATE,
+    MAX_LAYERS,
+    MAX_VOCAB,
+)
 from ..sources.base import ModelSource
 from .base import ArchInfo, RoleSlot
 from .gguf_names import GGUF_FAMILIES, gguf_rules
@@ -84,16 +92,37 @@ def _first(cfg: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+#: Accepted range of each size a config declares (a size beyond it is an error before any
+#: allocation: ``num_hidden_layers: 1e12`` must not build a trillion-entry layer set).
+_BOUNDS: dict[str, tuple[int, int]] = {
+    "hidden_size": (1, MAX_HIDDEN), "num_attention_heads": (1, MAX_HEADS),
+    "num_key_value_heads": (1, MAX_HEADS), "head_dim": (1, MAX_HEADS),
+    "qk_nope_head_dim": (0, MAX_HEADS), "qk_rope_head_dim": (0, MAX_HEADS),
+    "intermediate_size": (0, MAX_INTERMEDIATE), "num_hidden_layers": (0, MAX_LAYERS),
+    "num_nextn_predict_layers": (0, MAX_LAYERS), "vocab_size": (0, MAX_VOCAB),
+    "num_local_experts": (0, MAX_EXPERTS),
+}
+
+
 def _int(where: str, cfg: dict[str, Any], *keys: str, default: int | None = None) -> int:
     v = _first(cfg, *keys)
     if v is None:
         if default is not None:
             return default
         raise ModelFileError(where, f"config lacks {keys[0]}, needed to map the tensors")
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        raise ModelFileError(where, f"config field {keys[0]} is {v!r}, not an integer") from None
+    return _bounded(where, keys[0], v)
+
+
+def _bounded(where: str, key: str, v: Any) -> int:
+    """``v`` as an int within ``_BOUNDS[key]`` (an integral float such as 4096.0 is fine)."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ModelFileError(where, f"config field {key} is {str(v)[:40]!r}, not an integer")
+    lo, hi = _BOUNDS.get(key, (0, MAX_HIDDEN))
+    if not lo <= v <= hi:
+        raise ModelFileError(where, f"config field {key} is {v}, outside {lo}..{hi}")
+    return v
 
 
 def _shape(where: str, family: str, cfg: dict[str, Any]) -> tuple[Shape, dict[str, Any]]:
@@ -104,19 +133,22 @@ def _shape(where: str, family: str, cfg: dict[str, Any]) -> tuple[Shape, dict[st
         kv = heads                       # no grouped-query attention in these families
     if family.startswith("deepseek"):
         head_dim = (_int(where, cfg, "qk_nope_head_dim", default=0)
-                    + _int(where, cfg, "qk_rope_head_dim", default=0)) or hidden // heads
+                    + _int(where, cfg, "qk_rope_head_dim", default=0)) or max(hidden // heads, 1)
     else:
-        head_dim = _int(where, cfg, "head_dim", default=hidden // max(heads, 1))
+        head_dim = _int(where, cfg, "head_dim", default=max(hidden // heads, 1))
     inter = _first(cfg, "intermediate_size", "n_inner", "ffn_dim")
     if inter is None and family == "gpt2":
         inter = 4 * hidden
+    vocab = _first(cfg, "vocab_size")
+    experts = _first(cfg, "num_local_experts", "num_experts", "n_routed_experts")
     facts = {
         "num_layers": _int(where, cfg, "num_hidden_layers", "n_layer", "num_layers"),
-        "vocab_size": _first(cfg, "vocab_size"),
-        "num_experts": _first(cfg, "num_local_experts", "num_experts", "n_routed_experts"),
+        "vocab_size": None if vocab is None else _bounded(where, "vocab_size", vocab),
+        "num_experts": None if experts is None else _bounded(where, "num_local_experts",
+                                                              experts),
     }
     shape = Shape(where, family, hidden, heads, kv, head_dim,
-                  int(inter) if inter is not None else None)
+                  _bounded(where, "intermediate_size", inter) if inter is not None else None)
     return shape, facts
 
 
@@ -159,8 +191,8 @@ def resolve(source: ModelSource) -> tuple[ArchInfo, list[RoleSlot]]:
         num_kv_heads=shape.kv_heads,
         head_dim=shape.head_dim,
         intermediate_size=shape.intermediate,
-        vocab_size=int(facts["vocab_size"]) if facts["vocab_size"] is not None else None,
-        num_experts=int(facts["num_experts"]) if facts["num_experts"] else None,
+        vocab_size=facts["vocab_size"],
+        num_experts=facts["num_experts"] or None,
         norm_offset=norm_offset,
         tied_embeddings=(not encoder and "embed" in roles and "lm_head" not in roles),
         dtype=dtype_bytes.most_common(1)[0][0] if dtype_bytes else "",

@@ -39,7 +39,10 @@ from typing import Any
 from modelprint._atomic import atomic_write_text
 from modelprint.arch.base import ArchInfo
 from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint.schema import reject_constant, validate
 from modelprint.fingerprint.sketches import SKETCH_VERSION
+from modelprint.limits import MAX_FP_BYTES, MAX_FP_DEPTH
+from modelprint.sources._files import loads_strict
 
 FORMAT = "modelprint.fingerprint/2"
 #: Formats this version reads: /1 files lack (or may lack) the sketches section.
@@ -135,24 +138,25 @@ class Fingerprint:
                 f"(reads {', '.join(READABLE_FORMATS)}); "
                 "re-create it with `modelprint fingerprint`",
             )
-        try:
-            model = ModelInfo(**{k: v for k, v in data["model"].items()
-                                 if k in ModelInfo.__dataclass_fields__})
-            arch = ArchInfo.from_json(data["architecture"])
-            tensors = [TensorStat(**{k: v for k, v in t.items()
-                                     if k in TensorStat.__dataclass_fields__})
-                       for t in data.get("tensors", [])]
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise FingerprintFormatError(where, f"missing or malformed field: {exc}") from None
         sketches = data.get("sketches", {}) or {}
         if not isinstance(sketches, dict):
-            raise FingerprintFormatError(where, "'sketches' must be an object")
+            raise FingerprintFormatError(where, "sketches: must be an object")
         version = sketches.get("version", SKETCH_VERSION)
         if sketches and (not isinstance(version, int) or isinstance(version, bool)
                          or not 1 <= version <= SKETCH_VERSION):
             raise FingerprintFormatError(
                 where, f"sketch version {version!r} is not readable by this modelprint (reads "
                 f"1-{SKETCH_VERSION}); re-create it with `modelprint fingerprint`")
+        validate(data, where)
+        model = ModelInfo(**{k: v for k, v in data["model"].items()
+                             if k in ModelInfo.__dataclass_fields__})
+        try:
+            arch = ArchInfo.from_json(data["architecture"])
+        except TypeError as exc:   # a required field missing (types were validated)
+            raise FingerprintFormatError(where, f"architecture: {exc}") from None
+        tensors = [TensorStat(**{k: v for k, v in t.items()
+                                 if k in TensorStat.__dataclass_fields__})
+                   for t in data.get("tensors", [])]
         return cls(
             model=model, architecture=arch, tensors=tensors,
             curves=data.get("curves", {}), vectors=data.get("vectors", {}),
@@ -167,13 +171,24 @@ class Fingerprint:
 
     @classmethod
     def load(cls, path: str | Path) -> Fingerprint:
+        """Read and validate a fingerprint file: size and nesting depth are capped before it
+        is parsed, every field is checked before it is used (``fingerprint/schema.py``)."""
         path = Path(path)
         try:
-            with path.open(encoding="utf-8") as fh:
-                data = json.load(fh)
+            size = path.stat().st_size
+            if size > MAX_FP_BYTES:
+                raise FingerprintFormatError(
+                    path, f"{size} bytes, over the {MAX_FP_BYTES} byte limit of a fingerprint")
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise FingerprintFormatError(path, "file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise FingerprintFormatError(path, f"not valid JSON ({exc})") from None
+        except OSError as exc:
+            raise FingerprintFormatError(path, f"cannot read: {exc.strerror or exc}") from None
+        try:
+            data = loads_strict(text, MAX_FP_DEPTH, parse_constant=reject_constant)
+        except (ValueError, RecursionError) as exc:
             raise FingerprintFormatError(path, f"not valid JSON ({exc})") from None
         return cls.from_json(data, where=str(path))
 

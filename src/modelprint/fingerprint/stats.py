@@ -148,8 +148,8 @@ class Accumulator:
 
     def _set_pivot(self, flat: np.ndarray) -> None:
         """The first finite value of the first block that has one (see the module docstring)."""
-        x = flat[:FLOAT_CHUNK].astype(np.float64)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):   # a signalling NaN warns here
+            x = flat[:FLOAT_CHUNK].astype(np.float64)
             ok = np.flatnonzero(np.isfinite(x))
         if ok.size:
             # a pivot this small can never turn a finite value into an infinite difference
@@ -187,10 +187,12 @@ class Accumulator:
             if part.size > buf.size:
                 buf = self._buf = np.empty(FLOAT_CHUNK, dtype=np.float64)
             c = buf[: part.size]
-            np.copyto(c, part)  # float64 conversion into a reused, cache-resident buffer
-            if self._pivot:
-                c -= self._pivot
+            # float64 conversion into a reused, cache-resident buffer; NaN/Inf are counted
+            # below and reported as one error, not as numpy warnings
             with np.errstate(over="ignore", invalid="ignore"):
+                np.copyto(c, part)
+                if self._pivot:
+                    c -= self._pivot
                 s = float(c.sum())
             if not math.isfinite(s):
                 bad = int(np.count_nonzero(~np.isfinite(c)))

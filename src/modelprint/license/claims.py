@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
+from modelprint._jsonlimits import check_depth
 from modelprint.license.vendors import canonical_vendor, license_id_info, vendors_in
+from modelprint.spec.yamlnodes import load_plain
 
 #: Front matter larger than this is not parsed (a real card's header is a few KB).
 MAX_FRONT_MATTER = 64 * 1024
@@ -74,8 +76,8 @@ def front_matter(lines: list[tuple[int, str]]) -> tuple[dict[str, Any], dict[str
     else:
         return None
     try:
-        data = yaml.safe_load("\n".join(body))
-    except yaml.YAMLError:
+        data = load_plain("\n".join(body))
+    except (yaml.YAMLError, ValueError):
         return None
     if not isinstance(data, dict):
         return None
@@ -119,8 +121,9 @@ _CONFIG_ORIGIN = ("_name_or_path", "base_model_name_or_path", "base_model")
 def config_findings(text: str) -> list[dict[str, Any]]:
     """Origin claims in a config.json / adapter_config.json; architecture names as context."""
     try:
+        check_depth(text)
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return []
     if not isinstance(data, dict):
         return []

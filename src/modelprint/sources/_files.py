@@ -14,15 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modelprint._jsonlimits import check_depth
 from modelprint.errors import ModelFileError
+from modelprint.limits import MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_VOCAB
 from modelprint.refs import is_pickle_name
 
-#: Largest JSON side file (config.json, index, tokenizer.json) we agree to parse.
-MAX_JSON_BYTES = 256 * 1024 * 1024
 #: Largest non-weight file listed by ``repo_files`` (licenses and cards are small).
 MAX_REPO_FILE_BYTES = 8 * 1024 * 1024
-#: Largest vocabulary accepted (ids beyond are an error, not an allocation).
-MAX_VOCAB = 10_000_000
 
 REPO_PATTERNS = (
     "LICENSE*", "LICENCE*", "NOTICE*", "COPYING*", "README*", "*.md", "*.py", "*.json",
@@ -41,9 +39,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads_strict(data: bytes | str) -> Any:
-    """``json.loads`` that rejects duplicate keys (raises ValueError)."""
-    return json.loads(data, object_pairs_hook=_no_duplicates)
+def loads_strict(data: bytes | str, max_depth: int = MAX_JSON_DEPTH, **kwargs: Any) -> Any:
+    """``json.loads`` that rejects duplicate keys and nesting deeper than ``max_depth`` (checked
+    before parsing, see :mod:`modelprint._jsonlimits`); raises ValueError."""
+    check_depth(data, max_depth)
+    return json.loads(data, object_pairs_hook=_no_duplicates, **kwargs)
 
 
 def load_json_file(path: Path, what: str = "JSON file") -> dict[str, Any]:

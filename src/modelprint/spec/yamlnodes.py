@@ -19,10 +19,31 @@ from typing import Any
 import yaml
 
 from modelprint.errors import AuditSpecError
+from modelprint.limits import MAX_AUDIT_BYTES, MAX_YAML_DEPTH
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e-3`` / ``5E+2`` as floats."""
+    """SafeLoader that also reads ``1e-3`` / ``5E+2`` as floats, and refuses what could make
+    reading a small file take unbounded time or memory: aliases (``*name``: a "billion
+    laughs" file is 1 kB of aliases expanding to 10**9 nodes) and nesting deeper than
+    :data:`~modelprint.limits.MAX_YAML_DEPTH` (the composer recurses once per level)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not supported", mark)
+        if self._depth >= MAX_YAML_DEPTH:
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # add_implicit_resolver appends to lists shared with SafeLoader: copy them first so the
@@ -60,32 +81,56 @@ class Located:
 def load_located(path: Path) -> Located:
     """Parse one YAML document from ``path`` into :class:`Located` values.
 
-    Raises :class:`AuditSpecError` naming ``file:line`` for unreadable files, syntax errors,
+    Raises :class:`AuditSpecError` naming ``file:line`` for unreadable files, files over
+    :data:`~modelprint.limits.MAX_AUDIT_BYTES`, syntax errors, aliases, deep nesting,
     duplicate keys, non-string keys and an empty document.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_AUDIT_BYTES:
+            raise AuditSpecError(f"{path}:1", f"{size} bytes, over the {MAX_AUDIT_BYTES} byte "
+                                              "limit of an audit file")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise AuditSpecError(path, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise AuditSpecError(path, f"not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise AuditSpecError(path, f"cannot read ({exc.strerror})") from None
-    loader = _Loader(text)
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise AuditSpecError(f"{path}:{line}", f"not UTF-8 text ({exc.reason})") from None
+    loader = None
+    try:
+        loader = _Loader(text)
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         what = " ".join(filter(None, [exc.context, exc.problem]))
         raise AuditSpecError(f"{path}:{line}", f"not valid YAML: {what}") from None
+    except yaml.reader.ReaderError as exc:    # a control character, found before parsing
+        line = text.count("\n", 0, max(exc.position, 0)) + 1
+        raise AuditSpecError(f"{path}:{line}", f"not valid YAML: {exc.reason} "
+                                               f"(character {exc.character!r})") from None
     except yaml.YAMLError as exc:
         raise AuditSpecError(f"{path}:1", f"not valid YAML: {exc}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise AuditSpecError(f"{path}:1", "the audit file is empty")
     return _convert(node, loader, path)
+
+
+def load_plain(text: str) -> Any:
+    """One YAML document as plain Python values, with :class:`_Loader`'s limits (no aliases,
+    bounded depth); raises ``yaml.YAMLError``. For YAML inside other files (model cards)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _convert(node: yaml.Node, loader: _Loader, path: Path) -> Located:
@@ -113,7 +158,7 @@ def _convert(node: yaml.Node, loader: _Loader, path: Path) -> Located:
     if isinstance(node, yaml.ScalarNode):
         try:
             value = loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:   # ValueError: a 5,000-digit integer
             raise AuditSpecError(f"{path}:{line}", f"bad value: {exc}") from None
         if not isinstance(value, (str, int, float, bool)) and value is not None:
             raise AuditSpecError(
