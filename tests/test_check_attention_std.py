@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def test_all_flat_is_no_information_not_nan() -> None:
         assert e.applicable and e.score is None and e.indicates_derivation is None
         assert "no information" in e.summary
         _strict_json(e)
+        # the reason reads well: it names the flat curves and has no empty field ("over ;")
+        assert "flat (no information): Q (candidate)" in e.summary or e is self_ev
+        assert not re.search(r"over\s*[;)]|\(\s*[;)]|;\s*[;)]|:\s*[,;)]", e.summary), e.summary
 
 
 def test_different_depth_needs_an_explicit_alignment() -> None:

@@ -107,19 +107,23 @@ def test_cached_snapshot_without_weights(hub: Path) -> None:
     assert "no *.safetensors" in str(exc.value)
 
 
-def test_symlinks_leaving_the_repo_are_not_followed(hub: Path, tmp_path: Path) -> None:
+def test_text_symlinks_leaving_the_repo_are_not_followed(hub: Path, tmp_path: Path) -> None:
+    """A README linking outside the repository is not read; a weight file linking anywhere is
+    read as weights (and validated as such)."""
     outside = tmp_path / "secret.md"
     outside.write_text("not part of the model")
     snap = hub / "models--acme--tiny" / "snapshots" / NEW
     os.symlink(outside, snap / "README.md")
     assert "README.md" not in {p.name for p in open_source("hf:acme/tiny").repo_files()}
-    evil = tmp_path / "evil.safetensors"
-    evil.write_bytes(save({"w": np.zeros(2, np.float32)}))
+    elsewhere = tmp_path / "elsewhere.safetensors"
+    elsewhere.write_bytes(save({"w": np.zeros(2, np.float32)}))
     (snap / "model.safetensors").unlink()
-    os.symlink(evil, snap / "model.safetensors")
+    os.symlink(elsewhere, snap / "model.safetensors")
+    assert set(open_source("hf:acme/tiny").tensors()) == {"w"}
+    elsewhere.write_bytes(b"\xff" * 16)   # still validated: a damaged target is refused
     with pytest.raises(ModelFileError) as exc:
         open_source("hf:acme/tiny")
-    assert "outside" in str(exc.value)
+    assert "model.safetensors" in str(exc.value)
 
 
 def test_sharded_snapshot(hub: Path) -> None:

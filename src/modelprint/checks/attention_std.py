@@ -226,7 +226,9 @@ def no_information(check: str, threshold: float, reason: str,
 
 
 def describe_roles(res: CurveResult) -> str:
-    parts = [f"over {'/'.join(short(r) for r in res.informative)}"]
+    """Which roles were compared, which were flat and which absent; empty groups are left
+    out (no "over ;" when nothing was informative)."""
+    parts = [f"over {'/'.join(short(r) for r in res.informative)}"] if res.informative else []
     if res.flat:
         parts.append("flat (no information): " + ", ".join(
             f"{short(r)} ({side})" for r, side in res.flat.items()))

@@ -25,7 +25,6 @@ import numpy as np
 from modelprint.errors import ModelFileError
 from modelprint.sources._files import (
     DOC_PATTERNS,
-    inside,
     list_repo_files,
     load_json_file,
     loads_strict,
@@ -192,7 +191,7 @@ class SafetensorsSource(ModelSource):
             self.root = path
             self._dir_mode = True
             self._config_path: Path | None = path / "config.json"
-            weight_paths = self._directory_weights(path, trusted_root or path)
+            weight_paths = self._directory_weights(path)
         else:
             neighbour = path.parent / "config.json"
             has_config = neighbour.is_file()
@@ -211,7 +210,11 @@ class SafetensorsSource(ModelSource):
         self._config: dict[str, Any] | None = None
 
     # -- layout -------------------------------------------------------------------------
-    def _directory_weights(self, root: Path, trusted: Path) -> list[Path]:
+    def _directory_weights(self, root: Path) -> list[Path]:
+        """The weight files: symlinks are followed wherever they point (a
+        ``huggingface-cli download --local-dir`` folder links into the hub cache's blobs),
+        because a weight file is validated as weights whatever it is; only the repository's
+        text files must stay inside the model (:func:`list_repo_files`)."""
         index = root / INDEX_NAME
         if index.is_file():
             data = load_json_file(index, INDEX_NAME)
@@ -229,8 +232,6 @@ class SafetensorsSource(ModelSource):
                 sp = root / shard
                 if not sp.is_file():
                     raise ModelFileError(index, f"shard {shard!r} listed in weight_map is missing")
-                if not inside(sp, trusted):
-                    raise ModelFileError(sp, "shard is a symlink pointing outside the model")
                 paths.append(sp)
             self._index_map = {str(k): v for k, v in wm.items()}
             return paths
@@ -241,9 +242,6 @@ class SafetensorsSource(ModelSource):
             candidates = sorted(p for p in root.glob("*.safetensors") if p.is_file())
         if not candidates:
             raise ModelFileError(root, "no *.safetensors weights in this directory")
-        for p in candidates:
-            if not inside(p, trusted):
-                raise ModelFileError(p, "weight file is a symlink pointing outside the model")
         return candidates
 
     def _add_file(self, f: SafetensorsFile) -> None:
