@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import numpy as np
@@ -30,3 +31,9 @@ def relayouts(draw: st.DrawFn, names: list[str]) -> dict[str, Any]:
     order = draw(st.permutations(names))
     shards = draw(st.integers(min_value=1, max_value=min(4, len(names))))
     return {"order": list(order), "shards": shards}
+
+
+def fuzz_cases(kind: str) -> st.SearchStrategy[tuple[str, random.Random]]:
+    """A hostile input of ``kind`` (see ``benchmarks/fuzz/inputs.py``): the generator draws
+    every choice from a Hypothesis-controlled Random, so a failing input shrinks."""
+    return st.tuples(st.just(kind), st.randoms(use_true_random=False))

@@ -59,7 +59,7 @@ def run_case(args: list[str], work: Path) -> Outcome:
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             code = cli.main(argv)
-    except Exception as exc:
+    except Exception as exc:   # classifying what escapes is the point
         return Outcome("traceback", _last_frame(exc))
     text = err.getvalue().strip()
     if code in (0, 1):

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+#: Largest file a generator writes (mutations compound: a list of long strings, repeated).
+MAX_CASE_BYTES = 32 * 1024 * 1024
 KINDS = ("safetensors", "gguf", "config", "tokenizer", "audit", "fingerprint")
 
 # -- the valid base model -------------------------------------------------------------------
@@ -159,7 +161,7 @@ def hostile_value(rnd: random.Random) -> Any:
     return [
         None, True, -1, 0, 2**31, 2**40, 2**63, 2**64 + 7, -(2**63) - 1,
         1e308, Raw("NaN"), Raw("Infinity"), Raw("-1e999"), 0.5,
-        "", "x" * rnd.choice([10, 5000, 2_000_000]), "\ud800\udfff\u202e",
+        "", "x" * rnd.choice([10, 5000, 300_000]), "\ud800\udfff\u202e",
         [], {}, [0] * rnd.choice([3, 1000, 100_000]),
         deep(rnd), {"a": [{"b": None}]},
     ][pick]
@@ -215,13 +217,15 @@ def mutate_tree(obj: Any, rnd: random.Random, n: int | None = None) -> Any:
                 parent[key] = rnd.choice([node * 2**30, -node - 1, node + 1, 0, node * 1e300,
                                           int(node) * 4096 + 1])
             elif isinstance(node, str):
-                parent[key] = rnd.choice([node * 1000, node[:-1], node + "\u0000", node.upper()])
+                longer = node * 1000 if len(node) <= 1000 else node + "x"
+                parent[key] = rnd.choice([longer, node[:-1], node + "\u0000", node.upper()])
             else:
                 parent[key] = hostile_value(rnd)
         elif op == 6:                         # the wrong container
             parent[key] = rnd.choice([[node], {"value": node}, str(node)[:100], None])
         elif isinstance(node, list) and node:  # lengths that no longer agree
-            parent[key] = node * rnd.choice([2, 100]) if rnd.random() < 0.5 else node[:-1]
+            grow = len(node) <= 100 and rnd.random() < 0.5
+            parent[key] = node * rnd.choice([2, 100]) if grow else node[:-1]
         elif isinstance(node, dict) and node:
             k2 = rnd.choice(list(node))
             node[k2 + rnd.choice(["", "_", "x"])] = node[k2]
@@ -260,7 +264,7 @@ def mutate_bytes(data: bytes, rnd: random.Random) -> bytes:
 
 def json_bytes(obj: Any, rnd: random.Random) -> bytes:
     """A mutated tree, serialised, sometimes with a repeated key or byte damage on top."""
-    text = dumps(mutate_tree(obj, rnd)).encode("utf-8", "surrogatepass")
+    text = dumps(mutate_tree(obj, rnd)).encode("utf-8", "surrogatepass")[:MAX_CASE_BYTES]
     roll = rnd.random()
     if roll < 0.1 and text.startswith(b"{") and len(text) > 2:
         text = b'{"format": 1, "format": 2, ' + text[1:]      # duplicate keys
@@ -471,7 +475,7 @@ def _gguf(rnd: random.Random, folder: Path) -> list[str]:
         roll = rnd.random()
         if roll < 0.2:                         # a string whose declared length lies
             i = rnd.randrange(len(kv))
-            if kv[i][1] == _GGUF_STRING:
+            if kv[i][1] == _GGUF_STRING and isinstance(kv[i][2], str):
                 kv[i][2] = (kv[i][2], rnd.choice([2**40, 2**63, 2**64 - 1, 10**9]))
             else:
                 kv[i] = [kv[i][0], _GGUF_STRING, ("x" * rnd.choice([1, 3_000_000]), None)]
@@ -649,3 +653,25 @@ def write_case(kind: str, rnd: random.Random, folder: Path) -> list[str]:
     """Write one hostile input of ``kind`` below ``folder``; the entry point's arguments."""
     folder.mkdir(parents=True, exist_ok=True)
     return GENERATORS[kind](rnd, folder)
+
+
+# -- the committed corpus: one hostile file placed in an otherwise valid input ---------------
+def place(kind: str, filename: str, data: bytes, folder: Path) -> list[str]:
+    """Write the valid surroundings of ``kind`` below ``folder`` with ``filename`` replaced
+    by ``data``; the entry point's arguments (as :func:`write_case`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "gguf":
+        path = folder / filename
+        path.write_bytes(data)
+        return ["fingerprint", str(path)]
+    if kind in ("fingerprint", "audit"):
+        base = dumps(base_fingerprint(folder.parent))
+        (folder / "candidate.fp.json").write_text(base)
+        (folder / "reference.fp.json").write_text(base)
+        (folder / filename).write_bytes(data)
+        if kind == "audit":
+            return ["collect", str(folder / filename)]
+        return ["compare", str(folder / "candidate.fp.json"), str(folder / filename)]
+    model = write_model_dir(folder / "model")
+    (model / filename).write_bytes(data)
+    return ["fingerprint", str(model)]

@@ -83,13 +83,18 @@ def _worker(conn: Connection, scratch: str, address_space: int) -> None:
             return
         kind, index, seed = task
         folder = Path(scratch) / f"{kind}-{index}"
-        peak_rss_reset()
         start = time.perf_counter()
         try:
-            out = replay(kind, seed, folder)
+            args = write_case(kind, random.Random(seed), folder)
+        except Exception as exc:  # a generator bug must not stop the run
+            args, outcome, detail = None, "generator", f"{type(exc).__name__}: {exc}"[:300]
+        if args is not None:
+            # time and memory are the entry point's alone, from here
+            conn.send("go")
+            peak_rss_reset()
+            start = time.perf_counter()
+            out = run_case(args, folder)
             outcome, detail = out.outcome, out.detail
-        except Exception as exc:
-            outcome, detail = "generator", f"{type(exc).__name__}: {exc}"[:300]
         seconds = time.perf_counter() - start
         shutil.rmtree(folder, ignore_errors=True)
         conn.send((kind, index, seed, outcome, detail, seconds, peak_rss()))
@@ -107,10 +112,11 @@ class _Slot:
         self.conn: Connection = parent
         self.task: tuple[str, int, int] | None = None
         self.started = 0.0
+        self.running = False      # past generation: the input is in the entry point
         self.done = 0
 
     def give(self, task: tuple[str, int, int]) -> None:
-        self.task, self.started = task, time.monotonic()
+        self.task, self.started, self.running = task, time.monotonic(), False
         self.conn.send(task)
 
     def kill(self) -> None:
@@ -127,7 +133,10 @@ class _Slot:
 
 
 def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: float,
-        rss_limit: int, recycle: int, progress: bool = True) -> dict[str, Any]:
+        rss_limit: int, recycle: int, progress: bool = True,
+        out: Path | None = None) -> dict[str, Any]:
+    """Run the inputs; with ``out``, results so far are written there every 3,000 inputs
+    (marked partial), so a run cut short still leaves its counts."""
     scratch = tempfile.mkdtemp(prefix="modelprint-fuzz-")
     os.environ.setdefault("MODELPRINT_CACHE_DIR", str(Path(scratch) / "cache"))
     # warm up in the parent: every worker inherits the imports and the base fingerprint
@@ -145,6 +154,10 @@ def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: 
     space = vm_size() + 2 * rss_limit
     slots = [_Slot(ctx, scratch, space) for _ in range(workers)]
     started = time.monotonic()
+
+    def summary(wall: float) -> dict[str, Any]:
+        return _summary(counts, max_rss, max_seconds, failures, per_kind, base_seed, workers,
+                        timeout, rss_limit, wall)
     total, finished = len(tasks), 0
 
     def record(kind: str, index: int, seed: int, outcome: str, detail: str,
@@ -158,6 +171,8 @@ def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: 
             failures.append(dict(kind=kind, index=index, seed=seed, outcome=outcome,
                                  detail=detail, seconds=round(seconds, 2),
                                  rss_mb=rss >> 20))
+        if out is not None and finished % 3000 == 0 and finished < total:
+            _write(out, {**summary(time.monotonic() - started), "partial": True})
         if progress and finished % 500 == 0:
             rate = finished / (time.monotonic() - started)
             bad = sum(counts[k][o] for k in kinds for o in BAD)
@@ -181,14 +196,19 @@ def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: 
                 kind, index, seed = s.task
                 if s.conn in ready:
                     try:
-                        record(*s.conn.recv())
-                        s.task, s.done = None, s.done + 1
+                        msg = s.conn.recv()
+                        if msg == "go":
+                            s.started, s.running = now, True
+                        else:
+                            record(*msg)
+                            s.task, s.done = None, s.done + 1
                         continue
                     except (EOFError, OSError):
                         outcome, detail = "died", f"exit code {s.proc.exitcode}"
-                elif now - s.started > timeout:
-                    outcome, detail = "hang", f"still running after {timeout:g} s"
-                elif (rss := rss_of(s.proc.pid)) > rss_limit:
+                elif now - s.started > (timeout if s.running else 6 * timeout):
+                    outcome = "hang" if s.running else "generator"
+                    detail = f"still running after {now - s.started:.0f} s"
+                elif s.running and (rss := rss_of(s.proc.pid)) > rss_limit:
                     outcome, detail = "memory", f"RSS {rss >> 20} MB"
                 elif not s.proc.is_alive():
                     outcome, detail = "died", f"exit code {s.proc.exitcode}"
@@ -202,7 +222,14 @@ def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: 
         for s in slots:
             s.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-    wall = time.monotonic() - started
+    return summary(time.monotonic() - started)
+
+
+def _summary(counts: dict[str, Counter[str]], max_rss: dict[str, int],
+             max_seconds: dict[str, float], failures: list[dict[str, Any]], per_kind: int,
+             base_seed: int, workers: int, timeout: float, rss_limit: int,
+             wall: float) -> dict[str, Any]:
+    kinds = list(counts)
     return {
         "per_kind": per_kind, "base_seed": base_seed, "workers": workers,
         "timeout_s": timeout, "rss_limit_mb": rss_limit >> 20, "wall_s": round(wall, 1),
@@ -216,12 +243,20 @@ def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: 
     }
 
 
+def _write(out: Path, res: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    (out / "RESULTS.md").write_text(markdown(res))
+
+
 def markdown(res: dict[str, Any]) -> str:
     head = ("| kind | inputs | clean errors | accepted | tracebacks | hangs > "
             f"{res['timeout_s']:g} s | over {res['rss_limit_mb']} MB | other bad | "
             "max RSS per input | slowest input |")
     lines = [
         "# Fuzz run: hostile inputs through the real entry points", "",
+        *(["**Partial: the run was still going when this was written.**", ""]
+          if res.get("partial") else []),
         "Produced by `nice python -m benchmarks.fuzz.run --per-kind "
         f"{res['per_kind']}` (seed {res['base_seed']}, {res['workers']} workers, "
         f"{res['wall_s'] / 60:.0f} min wall on {res['machine']}). What each kind is and how "
@@ -254,10 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
     res = run(args.kinds, args.per_kind, args.seed, args.workers, args.timeout,
-              args.rss_limit_mb << 20, args.recycle)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
-    (args.out / "RESULTS.md").write_text(markdown(res))
+              args.rss_limit_mb << 20, args.recycle, out=args.out)
+    _write(args.out, res)
     print(markdown(res))
     bad = sum(c[o] for c in res["kinds"].values() for o in (*BAD, "generator"))
     return 1 if bad else 0

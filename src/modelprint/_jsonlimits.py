@@ -14,7 +14,9 @@ import numpy as np
 
 from modelprint.limits import MAX_JSON_DEPTH
 
-_CHUNK = 8 * 1024 * 1024
+#: Bytes scanned at a time: a chunk of nothing but brackets costs ~60 bytes of index arrays
+#: per byte, so this keeps the worst case near 60 MB.
+_CHUNK = 1024 * 1024
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _OPEN = (ord("["), ord("{"))
 _CLOSE = (ord("]"), ord("}"))
@@ -22,10 +24,12 @@ _SPECIAL = np.zeros(256, dtype=bool)
 _SPECIAL[[_QUOTE, _BACKSLASH, *_OPEN, *_CLOSE]] = True
 
 
-def json_depth(data: bytes | str) -> int:
+def json_depth(data: bytes | str, stop_above: int | None = None) -> int:
     """The deepest bracket nesting of ``data`` outside strings (0 for a bare scalar).
 
     Invalid JSON gives some number rather than an error: the parser that runs next reports it.
+    With ``stop_above``, the scan ends at the first chunk that nests deeper (the depth
+    returned is then the deepest seen so far, at least ``stop_above + 1``).
     """
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     in_string = False
@@ -63,6 +67,8 @@ def json_depth(data: bytes | str) -> int:
             levels = np.cumsum(steps) + depth
             deepest = max(deepest, int(levels.max()))
             depth = int(levels[-1])
+            if stop_above is not None and deepest > stop_above:
+                return deepest
         in_string = in_string != bool(int(quotes.sum()) % 2)
         run = int(runlen[-1]) if is_bs[-1] and pos[-1] == chunk.size - 1 else 0
     return deepest
@@ -70,6 +76,6 @@ def json_depth(data: bytes | str) -> int:
 
 def check_depth(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> None:
     """Raise ``ValueError`` when ``data`` nests deeper than ``limit``."""
-    depth = json_depth(data)
+    depth = json_depth(data, stop_above=limit)
     if depth > limit:
-        raise ValueError(f"nested {depth} levels deep, over the limit of {limit}")
+        raise ValueError(f"nested at least {depth} levels deep, over the limit of {limit}")

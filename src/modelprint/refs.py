@@ -51,6 +51,28 @@ def is_pickle_name(name: str) -> bool:
     return name.lower().endswith(PICKLE_SUFFIXES)
 
 
+def expand(text: str, base_dir: str | Path | None = None) -> Path:
+    """``text`` as a path (``~`` expanded, relative to ``base_dir``); ModelReferenceError for
+    ``~nosuchuser``."""
+    try:
+        path = Path(text).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir).expanduser() / path
+    except RuntimeError as exc:          # ~user that does not exist
+        raise ModelReferenceError(text[:200], str(exc)) from None
+    return path
+
+
+def exists(path: Path) -> bool:
+    """``path.exists()``, but a name the system cannot look up (too long, ...) is an error
+    naming it rather than an OSError."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise ModelReferenceError(str(path)[:200] + ("..." if len(str(path)) > 200 else ""),
+                                  f"cannot be looked up ({exc.strerror or exc})") from None
+
+
 def parse_reference(text: str, base_dir: str | Path | None = None) -> ModelRef:
     """Parse one MODEL reference. Relative paths resolve against ``base_dir`` (an audit file
     passes its own directory) or the working directory.
@@ -65,13 +87,11 @@ def parse_reference(text: str, base_dir: str | Path | None = None) -> ModelRef:
     if stripped.startswith("hf:"):
         return _parse_hub(raw, stripped[3:])
 
-    path = Path(stripped).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir).expanduser() / path
+    path = expand(stripped, base_dir)
     name = path.name
     if is_pickle_name(name):
         raise PickleRefusedError(path, PICKLE_ADVICE)
-    if not path.exists():
+    if not exists(path):
         raise ModelReferenceError(path, "no such file or directory")
     if path.is_dir():
         return ModelRef("directory", raw, path=_check_directory(path))

@@ -161,7 +161,8 @@ def _slot_moments(source: ModelSource, slot: RoleSlot, info: TensorInfo,
     for block in iter_slot_blocks(source, slot):
         acc.add(block)
         if keep_values:
-            kept.append(np.asarray(block, dtype=np.float64).ravel())
+            with np.errstate(invalid="ignore"):   # NaN/Inf: counted and refused by acc
+                kept.append(np.asarray(block, dtype=np.float64).ravel())
     m = acc.result(info.file, slot.tensor)
     values = np.concatenate(kept) if keep_values and kept else None
     return m, values

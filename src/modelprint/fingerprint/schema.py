@@ -206,10 +206,18 @@ def _architecture(c: _Check, value: Any) -> dict[str, Any]:
     return arch
 
 
+#: Every field of a ``TensorStat`` (``null`` is allowed where noted below, absence is not).
+_TENSOR_FIELDS = ("role", "layer", "expert", "tensor", "shape", "dtype", "count", "mean", "std",
+                  "l2", "sha256")
+
+
 def _tensors(c: _Check, value: Any, layers: int, bound: int) -> None:
     for i, t in enumerate(c.array(value, "tensors")):
         at = f"tensors[{i}]"
         t = c.obj(t, at)
+        missing = [k for k in _TENSOR_FIELDS if k not in t]
+        if missing:
+            raise c.fail(at, f"missing field {missing[0]!r}")
         for name in ("role", "tensor", "dtype", "sha256"):
             c.text(t.get(name), f"{at}.{name}", max_len=4096)
         c.integer(t.get("layer"), f"{at}.layer", 0, max(layers - 1, 0), optional=True)

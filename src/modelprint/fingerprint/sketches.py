@@ -139,6 +139,9 @@ def compute_sketches(source: Any, arch: Any, slots: Any) -> dict[str, Any]:
             # read (a second, row-by-row read costs ~80 us per row on quantised GGUF data).
             whole = load_slot(source, slot)
             key = slot_key(slot.role, slot.layer, slot.expert)
+            if whole.ndim != 2 or 0 in whole.shape:   # a hostile file's 1-D or empty "Q"
+                proj[key] = None
+                continue
             proj[key] = projection_entry(whole)
             if whole.ndim == 2 and whole.shape[0] >= 2 and whole.shape[1] >= 2:
                 shape2 = (int(whole.shape[0]), int(whole.shape[1]))
@@ -164,6 +167,7 @@ def compute_sketches(source: Any, arch: Any, slots: Any) -> dict[str, Any]:
         key = slot_key(s.role, s.layer, s.expert)
         if _projected(s) and key not in proj:
             proj[key] = projection_entry(load_slot(source, s))
+    proj = {k: v for k, v in proj.items() if v is not None}
     if proj:
         result["projection"] = proj
     return result
@@ -177,6 +181,9 @@ def _embedding_sketch(source: Any, slots: Any, load_slot: Any) -> dict[str, Any]
     embed = next((s for s in slots if s.role == "embed" and s.layer is None), None)
     vocab = source.vocabulary()
     if embed is None or not vocab:
+        return None
+    stored = tuple(source.tensors()[embed.tensor].shape)
+    if len(stored) != 2 or 0 in stored:      # nothing to sample from (a damaged file)
         return None
     probe = load_slot(source, embed, rows=np.array([0]))
     n_rows = _slot_rows(source, embed, probe)

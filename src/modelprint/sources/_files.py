@@ -138,7 +138,8 @@ def read_vocabulary(folder: Path, trusted_root: Path | None = None) -> list[str]
                     by_id[idx] = str(item[0])
                 elif isinstance(item, str):
                     by_id[idx] = item
-        for added in data.get("added_tokens") or []:
+        added_tokens = data.get("added_tokens")
+        for added in added_tokens if isinstance(added_tokens, list) else []:
             if isinstance(added, dict) and isinstance(added.get("id"), int):
                 by_id.setdefault(added["id"], str(added.get("content", "")))
         if by_id:

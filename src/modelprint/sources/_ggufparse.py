@@ -20,6 +20,7 @@ import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from modelprint.errors import ModelFileError
+from modelprint.limits import MAX_GGUF_ARRAY, MAX_GGUF_STRING
 
 MAGIC = b"GGUF"
 MAX_KV = 1_000_000
@@ -73,6 +74,12 @@ class _Cursor:
             raise self.fail(f"truncated: {what} at byte {self.pos} runs past the end of the file "
                             f"({self.size} bytes)")
 
+    def cap(self, n: int, what: str) -> None:
+        """Declared string lengths are bounded before anything is read or decoded."""
+        if n > MAX_GGUF_STRING:
+            raise self.fail(f"{what}: a string of {n} bytes, over the {MAX_GGUF_STRING} byte "
+                            "limit of GGUF metadata (corrupt or hostile header)")
+
     def scalar(self, fmt: str, what: str) -> Any:
         n = struct.calcsize(fmt)
         self.need(n, what)
@@ -82,6 +89,7 @@ class _Cursor:
 
     def string(self, what: str) -> str:
         n = self.scalar("<Q", what)
+        self.cap(n, what)
         self.need(n, what)
         raw = bytes(self.buf[self.pos:self.pos + n])
         self.pos += n
@@ -104,6 +112,8 @@ class _Cursor:
                 self.pos = pos
                 self.need(8, what)
             (n,) = length(buf, pos)
+            if n > MAX_GGUF_STRING:
+                self.cap(n, what)
             pos = start + n
             if pos > size:
                 self.pos = start
@@ -205,6 +215,9 @@ def _value(c: _Cursor, vtype: int, key: str) -> Any:
         raise c.fail(f"metadata {key!r} has unknown value type {vtype}")
     itype = c.scalar("<I", key)
     count = c.scalar("<Q", key)
+    if count > MAX_GGUF_ARRAY:
+        raise c.fail(f"metadata {key!r}: an array of {count} items, over the limit of "
+                     f"{MAX_GGUF_ARRAY}")
     keep = count <= SMALL_ARRAY or key in KEEP_ARRAYS
     if itype in _NP:
         dt = np.dtype(_NP[itype])

@@ -345,4 +345,6 @@ def _plain_name(name: str) -> bool:
     if not name or "\\" in name or name.startswith("/"):
         return False
     parts = PurePosixPath(name).parts
-    return all(p not in ("..", ".", "") for p in parts) and len(parts) >= 1
+    # a part longer than any file system allows would make the lookup raise, not fail
+    return (all(p not in ("..", ".", "") and len(p.encode()) <= 255 for p in parts)
+            and 1 <= len(parts) <= 16)

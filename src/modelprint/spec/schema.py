@@ -104,7 +104,7 @@ def load_audit(path: str | Path, registry: Mapping[str, Any] | None = None) -> A
         if node.value not in EXPECT_VALUES:
             raise AuditSpecError(node.where(path),
                                  f"'expect' must be one of {', '.join(EXPECT_VALUES)}, "
-                                 f"not {node.value!r}")
+                                 f"not {_show(node.value)}")
         expect = node.value
 
     alpha = None
@@ -153,7 +153,14 @@ def _show(value: Any) -> str:
         return "a list"
     if value is None:
         return "empty"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, int) and abs(value) > 10**40:   # repr of 5,000 digits would raise
+        return "a huge integer"
+    return f"{type(value).__name__} {_clip(repr(value))}"
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """Hostile files hold megabyte strings; an error line quotes only the start."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _model(path: Path, node: Located, base_dir: Path, what: str,
@@ -207,28 +214,30 @@ def _validate_reference(path: Path, line: int, reference: str, base_dir: Path) -
     """Cheap checks at load time: the file exists and the reference parses. Weights are read
     later, by the items that need them."""
     where = f"{path}:{line}"
-    if not reference.startswith("hf:"):
-        target = Path(reference).expanduser()
-        if not target.is_absolute():
-            target = base_dir / target
-        if not target.exists():
-            raise AuditSpecError(where, f"model {reference!r} not found (looked at {target})")
+    from modelprint.refs import exists, expand, parse_reference
+
     try:
-        from modelprint.refs import parse_reference
-    except ImportError:  # the reference parser is optional for the schema
-        return
-    try:
+        if not reference.startswith("hf:"):
+            target = expand(reference, base_dir)
+            if not exists(target):
+                raise AuditSpecError(where, f"model {_clip(reference)!r} not found (looked at "
+                                            f"{_clip(str(target))})")
         parse_reference(reference, base_dir=base_dir)
     except InputError as exc:
-        raise AuditSpecError(where, f"model {reference!r}: {exc}") from None
+        raise AuditSpecError(where, f"model {_clip(reference)!r}: {exc}") from None
 
 
 def _library(path: Path, node: Located, base_dir: Path) -> Path:
     """``library: PATH``: a folder made by ``modelprint library``, relative to this file."""
+    from modelprint.refs import exists, expand
+
     text = _text(path, node, "'library' (a library folder)")
-    folder = Path(text).expanduser()
-    folder = folder if folder.is_absolute() else base_dir / folder
-    if not (folder / "library.sqlite").is_file():
+    try:
+        folder = expand(text, base_dir)
+        found = exists(folder / "library.sqlite") and (folder / "library.sqlite").is_file()
+    except InputError as exc:
+        raise AuditSpecError(node.where(path), f"library: {exc}") from None
+    if not found:
         raise AuditSpecError(node.where(path), f"library {text!r} is not a modelprint library "
                              f"(no library.sqlite in {folder}; build one with `modelprint "
                              "library build`)")

@@ -1,0 +1,141 @@
+"""Hostile input through the real entry points: a clean one-line error or a normal result,
+never a traceback, a hang or a memory blow-up (issue 16).
+
+Three parts: the committed corpus of the nastiest inputs (``tests/data/fuzz_corpus``,
+written by ``benchmarks/fuzz/corpus.py``), replayed one by one; a quick Hypothesis run per
+input kind (the same generators as the long run, ``benchmarks/fuzz/run.py``, whose counts are
+in ``benchmarks/fuzz/RESULTS.md``); and audit files collected by pytest itself (pytester).
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from benchmarks.fuzz.harness import Outcome, peak_rss, peak_rss_reset, run_case
+from benchmarks.fuzz.inputs import KINDS, place, write_case
+from hypothesis import HealthCheck, given, settings
+
+from modelprint.models import clear_memo
+
+from .strategies import fuzz_cases
+
+CORPUS = Path(__file__).parent / "data" / "fuzz_corpus"
+CORPUS_FILES = sorted(p for p in CORPUS.glob("*/*") if "__" in p.name)
+#: What the issue allows per input (the long run enforces the same limits from outside).
+SECONDS, RSS = 10.0, 1 << 30
+
+
+def _assert_clean(out: Outcome, seconds: float, what: str) -> None:
+    assert out.clean, f"{what}: {out.outcome}: {out.detail}"
+    assert seconds < SECONDS, f"{what}: took {seconds:.1f} s"
+    assert peak_rss() < RSS, f"{what}: peak RSS {peak_rss() >> 20} MB"
+
+
+def _run(args: list[str], work: Path) -> tuple[Outcome, float]:
+    clear_memo()
+    peak_rss_reset()
+    start = time.perf_counter()
+    out = run_case(args, work)
+    return out, time.perf_counter() - start
+
+
+def test_the_corpus_covers_every_kind() -> None:
+    assert {p.parent.name for p in CORPUS_FILES} == set(KINDS)
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_input_is_refused_cleanly(path: Path, tmp_path: Path) -> None:
+    """Every corpus input is refused with one line naming the file (``file:line`` for audit
+    files); none of them is a valid input."""
+    kind, (case, filename) = path.parent.name, path.name.split("__", 1)
+    args = place(kind, filename, path.read_bytes(), tmp_path / "case")
+    out, seconds = _run(args, tmp_path)
+    _assert_clean(out, seconds, path.name)
+    if not case.startswith("ignored_"):   # a file not needed (a model card) is read around
+        assert out.outcome == "error", f"{path.name} was accepted"
+
+
+def test_the_worst_cases_name_the_field(tmp_path: Path) -> None:
+    """The escapes issue 16 reported now say which field is wrong."""
+    expect = {
+        "fingerprint/sketch_shape_64x100000__reference.fp.json": "sketches.matrix[",
+        "fingerprint/model_is_a_list__reference.fp.json": "model: must be an object",
+        "fingerprint/nested_20000_deep__reference.fp.json": "nested at least 20000 levels deep, "
+                                                            "over the limit of 16",
+        "config/num_hidden_layers_2e40__config.json": "num_hidden_layers is 1099511627776",
+        "gguf/string_length_2e63__model.gguf": "over the 16777216 byte limit",
+        "audit/billion_laughs__x.audit.yaml": "aliases",
+        "audit/nested_flow_20000__x.audit.yaml": "nested deeper than 32 levels",
+    }
+    for name, words in expect.items():
+        kind, (_, filename) = name.split("/")[0], name.split("/")[1].split("__", 1)
+        out, _ = _run(place(kind, filename, (CORPUS / name).read_bytes(),
+                            tmp_path / name.replace("/", "-")), tmp_path)
+        assert out.outcome == "error" and words in out.detail, (name, out.detail)
+
+
+_QUICK = settings(max_examples=12, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _fuzz_one(kind: str, rnd: random.Random) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        args = write_case(kind, rnd, work / "case")
+        out, seconds = _run(args, work)
+        _assert_clean(out, seconds, f"{kind} input")
+
+
+@_QUICK
+@given(case=fuzz_cases("safetensors"))
+def test_fuzz_safetensors(case: tuple[str, random.Random]) -> None:
+    _fuzz_one(*case)
+
+
+@_QUICK
+@given(case=fuzz_cases("gguf"))
+def test_fuzz_gguf(case: tuple[str, random.Random]) -> None:
+    _fuzz_one(*case)
+
+
+@_QUICK
+@given(case=fuzz_cases("config"))
+def test_fuzz_config_and_repository_files(case: tuple[str, random.Random]) -> None:
+    _fuzz_one(*case)
+
+
+@_QUICK
+@given(case=fuzz_cases("tokenizer"))
+def test_fuzz_tokenizer_files(case: tuple[str, random.Random]) -> None:
+    _fuzz_one(*case)
+
+
+@_QUICK
+@given(case=fuzz_cases("fingerprint"))
+def test_fuzz_fingerprint_files_as_compare_reference(case: tuple[str, random.Random]) -> None:
+    _fuzz_one(*case)
+
+
+@_QUICK
+@given(case=fuzz_cases("audit"))
+def test_fuzz_audit_files(case: tuple[str, random.Random]) -> None:
+    _fuzz_one(*case)
+
+
+@pytest.mark.parametrize("name", ["billion_laughs", "nested_flow_20000", "python_tag"])
+def test_pytest_collects_a_hostile_audit_file_as_a_fast_collection_error(
+        pytester: pytest.Pytester, name: str) -> None:
+    """What a user running ``pytest`` sees: exit 2, the collection error at ``file:line``,
+    within seconds; the ``!!python`` tag runs nothing."""
+    data = (CORPUS / "audit" / f"{name}__x.audit.yaml").read_bytes()
+    place("audit", "bad.audit.yaml", data, pytester.path)
+    start = time.perf_counter()
+    result = pytester.runpytest("-p", "no:cacheprovider", "bad.audit.yaml")
+    assert time.perf_counter() - start < SECONDS
+    assert result.ret == pytest.ExitCode.INTERRUPTED   # collection errors: exit 2
+    result.stdout.fnmatch_lines(["*bad.audit.yaml:[0-9]*: *"])
+    assert "Traceback" not in result.stdout.str() and "pwned" not in result.stdout.str()
