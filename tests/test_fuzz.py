@@ -18,6 +18,7 @@ import pytest
 from benchmarks.fuzz.harness import Outcome, peak_rss, peak_rss_reset, run_case
 from benchmarks.fuzz.inputs import KINDS, place, write_case
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelprint.models import clear_memo
 
@@ -90,40 +91,14 @@ def _fuzz_one(kind: str, rnd: random.Random) -> None:
         _assert_clean(out, seconds, f"{kind} input")
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @_QUICK
-@given(case=fuzz_cases("safetensors"))
-def test_fuzz_safetensors(case: tuple[str, random.Random]) -> None:
-    _fuzz_one(*case)
-
-
-@_QUICK
-@given(case=fuzz_cases("gguf"))
-def test_fuzz_gguf(case: tuple[str, random.Random]) -> None:
-    _fuzz_one(*case)
-
-
-@_QUICK
-@given(case=fuzz_cases("config"))
-def test_fuzz_config_and_repository_files(case: tuple[str, random.Random]) -> None:
-    _fuzz_one(*case)
-
-
-@_QUICK
-@given(case=fuzz_cases("tokenizer"))
-def test_fuzz_tokenizer_files(case: tuple[str, random.Random]) -> None:
-    _fuzz_one(*case)
-
-
-@_QUICK
-@given(case=fuzz_cases("fingerprint"))
-def test_fuzz_fingerprint_files_as_compare_reference(case: tuple[str, random.Random]) -> None:
-    _fuzz_one(*case)
-
-
-@_QUICK
-@given(case=fuzz_cases("audit"))
-def test_fuzz_audit_files(case: tuple[str, random.Random]) -> None:
-    _fuzz_one(*case)
+@given(data=st.data())
+def test_fuzz_kind(kind: str, data: st.DataObject) -> None:
+    """safetensors headers and bodies, GGUF headers, config.json and the repository's text
+    files, tokenizer files (via ``modelprint fingerprint``), fingerprint files (as
+    ``modelprint compare``'s reference) and audit files (as collection loads them)."""
+    _fuzz_one(*data.draw(fuzz_cases(kind)))
 
 
 @pytest.mark.parametrize("name", ["billion_laughs", "nested_flow_20000", "python_tag"])
