@@ -193,9 +193,10 @@ def test_string_arrays_read_exactly_and_cut_ones_refused(tmp_path: Path) -> None
     f.write_bytes(data[:in_merges + 2])
     assert "truncated" in _bad(f) and "tokenizer.ggml.merges" in _bad(f)
     length_at = in_tokens - 8  # the length field of "t150"
-    hostile = data[:length_at] + struct.pack("<Q", 2**62) + data[length_at + 8:]
-    f.write_bytes(hostile)
-    assert "truncated" in _bad(f)
+    for declared, words in ((2**62, "over the 16777216 byte limit"), (1 << 20, "truncated")):
+        hostile = data[:length_at] + struct.pack("<Q", declared) + data[length_at + 8:]
+        f.write_bytes(hostile)
+        assert words in _bad(f) and "tokenizer.ggml.tokens" in _bad(f)
 
 
 def test_not_a_gguf(tmp_path: Path) -> None:
