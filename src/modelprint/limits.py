@@ -31,6 +31,14 @@ MAX_HEADS = 1 << 16
 MAX_INTERMEDIATE = 1 << 22
 MAX_VOCAB = 10_000_000
 MAX_EXPERTS = 1 << 16
+#: Accepted range of each architecture size, by its fingerprint (``ArchInfo``) name; the
+#: config.json reader and the fingerprint schema both check against this one table.
+ARCH_RANGES: dict[str, tuple[int, int]] = {
+    "num_layers": (0, MAX_LAYERS), "hidden_size": (1, MAX_HIDDEN),
+    "num_heads": (1, MAX_HEADS), "num_kv_heads": (1, MAX_HEADS), "head_dim": (1, MAX_HEADS),
+    "intermediate_size": (0, MAX_INTERMEDIATE), "vocab_size": (0, MAX_VOCAB),
+    "num_experts": (0, MAX_EXPERTS),
+}
 
 # -- GGUF metadata --------------------------------------------------------------------------
 #: Longest GGUF metadata string (chat templates are tens of kB, tokens a few bytes).

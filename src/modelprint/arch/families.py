@@ -15,14 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelFileError, UnsupportedArchitectureError
-from ..limits import (
-    MAX_EXPERTS,
-    MAX_HEADS,
-    MAX_HIDDEN,
-    MAX_INTERMEDIATE,
-    MAX_LAYERS,
-    MAX_VOCAB,
-)
+from ..limits import ARCH_RANGES, MAX_HEADS, MAX_HIDDEN
 from ..sources.base import ModelSource
 from .base import ArchInfo, RoleSlot
 from .gguf_names import GGUF_FAMILIES, gguf_rules
@@ -95,12 +88,13 @@ def _first(cfg: dict[str, Any], *keys: str) -> Any:
 #: Accepted range of each size a config declares (a size beyond it is an error before any
 #: allocation: ``num_hidden_layers: 1e12`` must not build a trillion-entry layer set).
 _BOUNDS: dict[str, tuple[int, int]] = {
-    "hidden_size": (1, MAX_HIDDEN), "num_attention_heads": (1, MAX_HEADS),
-    "num_key_value_heads": (1, MAX_HEADS), "head_dim": (1, MAX_HEADS),
+    "hidden_size": ARCH_RANGES["hidden_size"], "num_attention_heads": ARCH_RANGES["num_heads"],
+    "num_key_value_heads": ARCH_RANGES["num_kv_heads"], "head_dim": ARCH_RANGES["head_dim"],
     "qk_nope_head_dim": (0, MAX_HEADS), "qk_rope_head_dim": (0, MAX_HEADS),
-    "intermediate_size": (0, MAX_INTERMEDIATE), "num_hidden_layers": (0, MAX_LAYERS),
-    "num_nextn_predict_layers": (0, MAX_LAYERS), "vocab_size": (0, MAX_VOCAB),
-    "num_local_experts": (0, MAX_EXPERTS),
+    "intermediate_size": ARCH_RANGES["intermediate_size"],
+    "num_hidden_layers": ARCH_RANGES["num_layers"],
+    "num_nextn_predict_layers": ARCH_RANGES["num_layers"],
+    "vocab_size": ARCH_RANGES["vocab_size"], "num_local_experts": ARCH_RANGES["num_experts"],
 }
 
 

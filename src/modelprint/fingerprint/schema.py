@@ -24,14 +24,7 @@ from typing import Any
 import numpy as np
 
 from modelprint.errors import FingerprintFormatError
-from modelprint.limits import (
-    MAX_EXPERTS,
-    MAX_HEADS,
-    MAX_HIDDEN,
-    MAX_INTERMEDIATE,
-    MAX_LAYERS,
-    MAX_VOCAB,
-)
+from modelprint.limits import ARCH_RANGES, MAX_EXPERTS
 
 #: Longest text field (names, hashes, excerpts) and most entries of one list or object.
 MAX_TEXT = 1 << 20
@@ -183,12 +176,9 @@ def _model(c: _Check, value: Any) -> None:
         c.text(sha, f"model.files[{name!r}]", max_len=256)
 
 
+_OPTIONAL_ARCH = frozenset({"intermediate_size", "vocab_size", "num_experts"})
 _ARCH_INTS: dict[str, tuple[int, int, bool]] = {   # field: (lo, hi, optional)
-    "num_layers": (0, MAX_LAYERS, False), "hidden_size": (1, MAX_HIDDEN, False),
-    "num_heads": (1, MAX_HEADS, False), "num_kv_heads": (1, MAX_HEADS, False),
-    "head_dim": (1, MAX_HEADS, False), "intermediate_size": (0, MAX_INTERMEDIATE, True),
-    "vocab_size": (0, MAX_VOCAB, True), "num_experts": (0, MAX_EXPERTS, True),
-}
+    name: (lo, hi, name in _OPTIONAL_ARCH) for name, (lo, hi) in ARCH_RANGES.items()}
 
 
 def _architecture(c: _Check, value: Any) -> dict[str, Any]:
