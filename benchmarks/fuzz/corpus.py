@@ -188,7 +188,7 @@ def cases() -> dict[str, bytes]:
         "audit/nested_block_300__x.audit.yaml": "\n".join(
             "  " * i + "k:" for i in range(300)).encode(),
         "audit/python_tag__x.audit.yaml": (
-            b"candidate: !!python/object/apply:os.system ['echo pwned']\n"),
+            b"candidate: !!python/object/apply:os.system ['touch pwned-by-yaml']\n"),
         "audit/merge_key__x.audit.yaml": (
             b"base: &b {model: ./reference.fp.json}\nreferences: [{<<: *b}]\n"),
         "audit/control_character__x.audit.yaml": b"candidate: ./candidate\x00.fp.json\n",
