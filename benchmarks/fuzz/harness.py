@@ -98,10 +98,15 @@ def _last_frame(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {where}: {str(exc)[:200]}"
 
 
-def peak_rss_reset() -> None:
-    """Reset this process's peak RSS (VmHWM), so :func:`peak_rss` measures from now."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
+def peak_rss_reset() -> bool:
+    """Reset this process's peak RSS (VmHWM), so :func:`peak_rss` measures from now; False
+    where the system does not allow it (then the peak is the process lifetime's)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def peak_rss() -> int:

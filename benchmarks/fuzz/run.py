@@ -262,7 +262,10 @@ def markdown(res: dict[str, Any]) -> str:
         f"{res['wall_s'] / 60:.0f} min wall on {res['machine']}). What each kind is and how "
         "outcomes are classified: `benchmarks/fuzz/run.py` and `benchmarks/fuzz/harness.py`. "
         "*Other bad* = a one-line error not naming the file, an internal error (exit 3), a "
-        "worker that died, or an input the generator could not write.", "",
+        "worker that died, or an input the generator could not write. *Max RSS per input* is "
+        "the worker's peak resident set while it ran that one input (the Python process with "
+        "modelprint loaded is ~100 MB of it); *slowest input* is wall time on a shared "
+        "machine.", "",
         head, "|---" * (head.count("|") - 1) + "|",
     ]
     for kind, c in res["kinds"].items():
