@@ -165,8 +165,9 @@ def run(kinds: list[str], per_kind: int, base_seed: int, workers: int, timeout: 
         nonlocal finished
         finished += 1
         counts[kind][outcome] += 1
-        max_rss[kind] = max(max_rss[kind], rss)
-        max_seconds[kind] = max(max_seconds[kind], seconds)
+        if outcome != "generator":   # the figures are the entry point's, not the generator's
+            max_rss[kind] = max(max_rss[kind], rss)
+            max_seconds[kind] = max(max_seconds[kind], seconds)
         if outcome not in ("error", "accepted"):
             failures.append(dict(kind=kind, index=index, seed=seed, outcome=outcome,
                                  detail=detail, seconds=round(seconds, 2),
