@@ -50,6 +50,8 @@ def table(ident: Any) -> str:
         rel = "-"
         if m.related:
             rel = {"parent": "parent", "child": "child"}.get(m.relation or "", "unknown")
+            if m.merge_weight is not None:
+                rel += f" (merge {m.merge_weight})"
         rows.append((str(m.rank), m.name, "-" if m.prefilter is None else f"{m.prefilter:.4f}",
                      m.verdict, _fmt_p(m.p_value), rel, " ".join(m.reason.split())[:90]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]

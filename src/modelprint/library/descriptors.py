@@ -77,7 +77,8 @@ class Probe:
     gram: np.ndarray
 
 
-def _unit_rows(fp: Fingerprint) -> tuple[list[str], np.ndarray] | None:
+def _rows(fp: Fingerprint) -> tuple[list[str], np.ndarray] | None:
+    """The embedding sketch's tokens and rows, or None without a usable one."""
     emb = (fp.sketches or {}).get("embedding")
     if not isinstance(emb, dict) or not isinstance(emb.get("tokens"), list):
         return None
@@ -88,37 +89,50 @@ def _unit_rows(fp: Fingerprint) -> tuple[list[str], np.ndarray] | None:
     tokens = [str(t) for t in emb["tokens"]]
     if rows.ndim != 2 or rows.shape[0] != len(tokens) or rows.shape[0] < MIN_SHARED:
         return None
-    rows = np.asarray(rows, dtype=np.float64)
-    rows = rows - rows.mean(axis=0)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return tokens, rows
+
+
+def _unit(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    out = np.asarray(rows, dtype=np.float64) - mean
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return tokens, rows / norms
+    return out / norms
 
 
 def probe(fp: Fingerprint) -> Probe | None:
     """The candidate's probe (all sampled tokens), or None without an embedding sketch."""
-    got = _unit_rows(fp)
+    got = _rows(fp)
     if got is None:
         return None
-    tokens, unit = got
+    tokens, rows = got
     keys = np.array([token_key(t) for t in tokens], dtype=np.uint64)
     order = np.argsort(keys, kind="stable")
-    unit = unit[order]
+    unit = _unit(rows[order], rows.mean(axis=0, dtype=np.float64))
     return Probe(keys[order], (unit @ unit.T).astype(np.float32))
+
+
+def describe_rows(tokens: list[str], rows: np.ndarray) -> Descriptor | None:
+    """The descriptor of an embedding sample (``rows[i]`` is token ``tokens[i]``'s row):
+    the first N_TOKENS tokens by key, centred by the mean of the whole sample. Only their
+    Gram is computed, so describing a wide model costs a 64 x 64 product."""
+    if rows.ndim != 2 or rows.shape[0] != len(tokens) or rows.shape[0] < MIN_SHARED:
+        return None
+    keys = np.array([token_key(t) for t in tokens], dtype=np.uint64)
+    n = min(N_TOKENS, len(keys))
+    first = np.argsort(keys, kind="stable")[:n]
+    unit = _unit(rows[first], rows.mean(axis=0, dtype=np.float64))
+    full = np.zeros((N_TOKENS, N_TOKENS), dtype=np.float32)
+    full[:n, :n] = unit @ unit.T
+    padded = np.zeros(N_TOKENS, dtype=np.uint64)
+    padded[:n] = keys[first]
+    return Descriptor(padded, full[_IU, _JU], n)
 
 
 def describe(fp: Fingerprint) -> Descriptor | None:
     """The stored descriptor of ``fp`` (the probe's first N_TOKENS tokens), or None
     without a usable embedding sketch."""
-    p = probe(fp)
-    if p is None:
-        return None
-    n = min(N_TOKENS, len(p.keys))
-    full = np.zeros((N_TOKENS, N_TOKENS), dtype=np.float32)
-    full[:n, :n] = p.gram[:n, :n]
-    padded = np.zeros(N_TOKENS, dtype=np.uint64)
-    padded[:n] = p.keys[:n]
-    return Descriptor(padded, full[_IU, _JU], n)
+    got = _rows(fp)
+    return None if got is None else describe_rows(*got)
 
 
 def probe_of(desc: Descriptor) -> Probe:

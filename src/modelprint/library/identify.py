@@ -12,6 +12,11 @@ checks -- exactly the level at which all N x D tests would have been run: Bonfer
 for any subset of its tests, whoever chose the subset, so the family-wise error over the
 whole library stays at most ``alpha`` whatever the prefilter picked. The prefilter is a
 ranking, never evidence: an entry it ranks first is not thereby "related".
+
+Merges. When two or more related entries have the candidate's shape, the candidate is
+decomposed over them (:mod:`.merge`); a merge names every parent found in the library with
+its mixture weight, "merge of A (0.62 ± 0.02) and B (0.38 ± 0.02)", and those entries count
+as its parents.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from modelprint.engine import DEFAULT_ALPHA, Engine, Target
 from modelprint.library.core import ModelLibrary
 from modelprint.library.descriptors import probe, rank, score
 from modelprint.library.direction import CHILD, PARENT, direction
+from modelprint.library.merge import MergeFinding, find_merge
 from modelprint.library.store import LibraryError
 
 #: How the engine is told a target is a library entry.
@@ -51,6 +57,7 @@ class Match:
     relation: str | None          # parent | child | None (unknown), when related
     direction_reason: str
     pair: dict[str, Any]
+    merge_weight: Any = None      # merges.bootstrap.Estimate, when a parent of a merge
 
     @property
     def related(self) -> bool:
@@ -67,7 +74,9 @@ class Match:
                 "verdict": self.verdict, "reason": self.reason, "p_value": self.p_value,
                 "relation": self.relation if self.related else None,
                 "direction_reason": self.direction_reason if self.related else None,
-                "parent": self.is_parent, "pair": self.pair}
+                "parent": self.is_parent,
+                "merge_weight": None if self.merge_weight is None else
+                self.merge_weight.to_json(), "pair": self.pair}
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Identification:
     matches: list[Match]
     screened: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    merge: MergeFinding | None = None
 
     @property
     def parents(self) -> list[Match]:
@@ -99,6 +109,11 @@ class Identification:
 
     def summary(self) -> str:
         parents = self.parents
+        if self.merge is not None and self.merge.is_merge:
+            rest = [m for m in parents if m.merge_weight is None]
+            tail = "; also related to " + ", ".join(f"{m.name} ({_rel(m)})" for m in rest) \
+                if rest else ""
+            return f"derived: {self.merge.summary}{tail}"
         if parents:
             names = ", ".join(f"{m.name} ({_rel(m)})" for m in parents)
             return f"derived: related to {names}"
@@ -114,6 +129,7 @@ class Identification:
                 "tests": self.n_tests, "alpha_per_test": self.alpha / self.n_tests,
                 "verdict": self.verdict(), "summary": self.summary(),
                 "matches": [m.to_json() for m in self.matches],
+                "merge": None if self.merge is None else self.merge.to_json(),
                 "screened": self.screened, "seconds": self.seconds}
 
 
@@ -191,12 +207,25 @@ def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
             relation=d.relation if d else None, direction_reason=d.reason if d else "",
             pair=result))
     t3 = time.perf_counter()
+    merge = find_merge(view, matches, lambda name: engine.model(Target(PREFIX + name, None,
+                                                                        name)), candidate)
+    if merge is not None and merge.is_merge:
+        for match in matches:
+            w = merge.weight(match.name)
+            if w is None:
+                continue
+            match.merge_weight = w
+            if match.relation is None:
+                match.relation = PARENT
+                match.direction_reason = (f"a parent of the merge (weight {w}): a mixture "
+                                          "is made from its parents")
+    t4 = time.perf_counter()
     screened = [{"name": screen.entries[int(i)].name,
                  "prefilter": None if np.isnan(scores[i]) else float(scores[i]),
                  "shared_tokens": int(shared[i])} for i in order[: max(top, 25)]]
     return Identification(
         candidate=candidate, library=str(library.root), entries=len(keep),
         decisive_checks=list(checks), alpha=alpha, n_tests=n_tests, matches=matches,
-        screened=screened,
+        screened=screened, merge=merge,
         seconds={"candidate": round(t1 - t0, 4), "prefilter": round(t2 - t1, 4),
-                 "checks": round(t3 - t2, 4)})
+                 "checks": round(t3 - t2, 4), "merge": round(t4 - t3, 4)})
