@@ -248,9 +248,8 @@ def test_identify_bad_input(tmp_path: Path, zoo: dict[str, Path],
 
 
 def test_prefilter_is_vectorised_over_many_entries(zoo: dict[str, Path]) -> None:
-    """10,000 random-descriptor entries and the true relative: it ranks first, fast."""
-    import time
-
+    """10,000 random-descriptor entries and the true relative: it ranks first (how fast is
+    measured in benchmarks/library, not here: a timed test fails on a loaded CI machine)."""
     from modelprint.library.descriptors import N_TOKENS, rank
 
     base = Fingerprint.load(zoo["base"])
@@ -264,7 +263,6 @@ def test_prefilter_is_vectorised_over_many_entries(zoo: dict[str, Path]) -> None
     lib.grams[1234] = tuned.gram
     p = probe(base)
     assert p is not None
-    t = time.perf_counter()
     scores, _ = score(p, lib)
-    assert time.perf_counter() - t < 5.0
+    assert scores.shape == (n,)
     assert rank(scores)[0] == 1234
