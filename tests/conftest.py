@@ -37,3 +37,7 @@ def smollm2_gguf() -> Path:
 @pytest.fixture(scope="session")
 def gemma3_gguf() -> Path:
     return _real(realmodels.gemma3_gguf)
+
+# The fuzz corpus holds hostile *.audit.yaml files on purpose: tests/test_fuzz.py feeds them to
+# pytest itself; collecting them as audits of this suite would only repeat that as errors.
+collect_ignore_glob = ["data/fuzz_corpus/*"]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint.sketches import EMBED_TOKENS
 from modelprint.limits import ARCH_RANGES, MAX_EXPERTS
 
 #: Longest text field (names, hashes, excerpts) and most entries of one list or object.
@@ -290,7 +291,10 @@ def _entry(c: _Check, entry: dict[str, Any], at: str, bound: int, arch: dict[str
             raise c.fail(f"{at}.dims", "is empty")
         expected = 1
         for j, d in enumerate(dims):
-            expected *= c.integer(d, f"{at}.dims[{j}]", 0, bound) or 0
+            # an embedding sketch's rows are sampled tokens: at most EMBED_TOKENS of them,
+            # whatever the architecture section says (it need not name a vocabulary size)
+            hi = max(bound, EMBED_TOKENS) if j == 0 and "tokens" in entry else bound
+            expected *= c.integer(d, f"{at}.dims[{j}]", 0, hi) or 0
         if "tokens" in entry:
             tokens = c.array(entry["tokens"], f"{at}.tokens", MAX_SKETCH_VALUES)
             for j, tok in enumerate(tokens):
