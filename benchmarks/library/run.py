@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +96,29 @@ def step_build(work: Path, out: dict[str, Any]) -> None:
     shutil.copytree(work / "build-2", final)
 
 
+def _derived_library(lib: Path, source: Path, edit: Callable[[ModelLibrary], None]) -> Path:
+    """``lib`` as a copy of ``source`` changed by ``edit``, built once: in a temporary copy
+    renamed into place, so an interrupted build is redone rather than half used."""
+    if (lib / "library.sqlite").exists():
+        return lib
+    tmp = lib.with_name(lib.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    with ModelLibrary(tmp) as opened:
+        edit(opened)
+    tmp.rename(lib)
+    return lib
+
+
 def _library_with_distractors(work: Path, n_total: int) -> Path:
     from benchmarks.library.distractors import add_distractors
 
-    lib = work / f"lib-{n_total}"
-    if (lib / "library.sqlite").exists():
-        return lib
-    tmp = work / f"lib-{n_total}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(work / "zoo-lib", tmp)
-    with ModelLibrary(tmp) as opened:
+    def edit(opened: ModelLibrary) -> None:
         vocabs = [list(opened.fingerprint(name).sketches["embedding"]["tokens"])
                   for name in ("llama-s.seed0", "real.smollm2")]
         add_distractors(opened, n_total - opened.index.count(), vocabs, seed=n_total)
-    tmp.rename(lib)
-    return lib
+
+    return _derived_library(work / f"lib-{n_total}", work / "zoo-lib", edit)
 
 
 def _relatives(models: dict[str, Any]) -> dict[str, set[str]]:
@@ -297,17 +306,11 @@ SPEED_CANDIDATES = {"llama-s.seed0.sft_a": "zoo llama-s fine-tune (d 128, 4 laye
 
 def _speed_library(work: Path, n: int) -> Path:
     """lib-N without the timing candidates (so each is screened as a new release)."""
-    lib = work / f"speed-{n}"
-    if (lib / "library.sqlite").exists():
-        return lib
-    tmp = work / f"speed-{n}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(_library_with_distractors(work, n), tmp)
-    with ModelLibrary(tmp) as opened:
+    def edit(opened: ModelLibrary) -> None:
         for name in SPEED_CANDIDATES:
             opened.remove(name)
-    tmp.rename(lib)
-    return lib
+
+    return _derived_library(work / f"speed-{n}", _library_with_distractors(work, n), edit)
 
 
 def step_speed(work: Path, out: dict[str, Any]) -> None:

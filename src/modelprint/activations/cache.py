@@ -86,14 +86,16 @@ class CachedRun:
         path = self._path(layer)
         if path is None:
             return
+        tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, gate=act.gate, up=act.up, x=x)
             os.replace(tmp, path)
-        except OSError:
-            return        # a read-only or full cache costs speed, never the result
+        except OSError:           # a read-only or full cache costs speed, never the result
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
 
     def step(self, layer: int) -> LayerActivations:
         hit = self._load(layer)
