@@ -19,6 +19,7 @@ import base64
 import copy
 import json
 import random
+import re
 import struct
 import zlib
 from collections.abc import Callable
@@ -144,9 +145,12 @@ def dumps(obj: Any) -> str:
         return o
 
     text = json.dumps(enc(obj), allow_nan=True)
-    for i, raw in enumerate(raws):
-        text = text.replace(json.dumps(f"{_RAW_PREFIX}{i}"), raw, 1)
-    return text
+    if not raws:
+        return text
+    # One pass over the text (a replace per Raw was quadratic: a vocabulary repeated 1000
+    # times with hostile values took minutes to write).
+    marker = re.compile(re.escape(json.dumps(_RAW_PREFIX)[:-1]) + r"(\d+)\"")
+    return marker.sub(lambda m: raws[int(m.group(1))], text)
 
 
 def deep(rnd: random.Random) -> Raw:
@@ -364,7 +368,9 @@ def _tokenizer(rnd: random.Random, folder: Path) -> list[str]:
         data = dumps(tok).encode()
     elif roll < 0.25:
         tok["model"] = {"type": "Unigram",
-                        "vocab": [[t, -1.0] for t in tokens()] * rnd.choice([1, 1000])}
+                        # distinct pairs: repeating one list shares its rows, and a
+                        # mutation of one shared row then grew all of them (10^8 nodes)
+                        "vocab": [[t, -1.0] for t in tokens() * rnd.choice([1, 1000])]}
         data = json_bytes(tok, rnd)
     elif roll < 0.35:
         tok["added_tokens"] = [{"id": rnd.choice([2**40, -1, 10**7 - 1, 3]),
@@ -510,7 +516,9 @@ def _gguf(rnd: random.Random, folder: Path) -> list[str]:
         elif roll < 0.93:
             kv.append(["general.alignment", _GGUF_U32, rnd.choice([0, 3, 2**31, 1])])
         else:
-            kv[0][2] = rnd.choice(["", "gpt2", "unknown-arch", "llama" * 1000, "qwen2moe"])
+            # the architecture name (as a string: an earlier edit may have retyped kv[0])
+            kv[0][1:] = [_GGUF_STRING, rnd.choice(["", "gpt2", "unknown-arch", "llama" * 1000,
+                                                   "qwen2moe"])]
     data = gguf_bytes(kv, infos, version=version, counts=counts)
     if rnd.random() < 0.3:
         data = mutate_bytes(data, rnd)
