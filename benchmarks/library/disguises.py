@@ -166,7 +166,7 @@ def disguised_models(work: Path, zoo: dict[str, Any], zoo_root: Path
             if subject is None:
                 subject = T.Subject.base(load_model(ref).double(),
                                          Encoder.load(ref / "tokenizer.json"))
-            key = name.split("+")[0] if name in reg else "rotation+units"
+            key = name if name in reg else "rotation+units"
             why = T.not_applicable(key, subject)
             if why:
                 yield base, name, None, why

@@ -45,6 +45,18 @@ def _byte_stand_ins() -> dict[str, int]:
     return {chr(c): b for b, c in chars.items()}
 
 
+@cache
+def _byte_level() -> re.Pattern[str]:
+    """Matches a token made only of byte-level stand-ins."""
+    return re.compile("[" + "".join(re.escape(c) for c in _byte_stand_ins()) + "]+")
+
+
+@cache
+def _byte_translation() -> dict[int, int]:
+    """``str.translate`` table: stand-in -> the Latin-1 character of its byte."""
+    return {ord(c): b for c, b in _byte_stand_ins().items()}
+
+
 def canonical_token(token: str) -> str:
     """The text ``token`` stands for, in one spelling across tokenizer families."""
     for _ in range(len(token) + 1):  # each step shortens the token or leaves it as it is
@@ -80,10 +92,10 @@ def _decode_once(token: str) -> str:
         return bytes([int(m.group(1), 16)]).decode("latin-1")
     if _SPIECE_SPACE in token:  # "▁" is no byte-level stand-in: a SentencePiece token
         return token.replace(_SPIECE_SPACE, " ")
-    table = _byte_stand_ins()
-    if token and all(c in table for c in token):
-        raw = bytes(table[c] for c in token)
-        if any(ord(c) >= 256 for c in token):
+    if token and _byte_level().fullmatch(token):
+        # one C-level pass each (a generator per character was ~0.3 s of a 49k vocabulary)
+        raw = token.translate(_byte_translation()).encode("latin-1")
+        if max(token) >= "\u0100":
             return raw.decode("utf-8", "replace")
         try:
             return raw.decode("utf-8")
