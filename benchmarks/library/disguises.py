@@ -129,7 +129,7 @@ COMPOSED = ("finetune", "gguf")
 
 
 def _budget(base: str) -> Any:
-    from benchmarks.disguise.transforms import Budget
+    from benchmarks.disguise.compose import Budget
 
     if base.startswith("smollm2"):
         return Budget(ft_steps=4, ft_batch=4, ft_lr=1e-4, drop=(), experts=2, moe_steps=0,
@@ -144,6 +144,7 @@ def disguised_models(work: Path, zoo: dict[str, Any], zoo_root: Path
     :data:`REAL_BASES` entry; stored under ``work/disguised`` and reused when there."""
     import gc
 
+    from benchmarks.disguise import compose as C
     from benchmarks.disguise import transforms as T
     from benchmarks.lineage.bpe import Encoder
     from benchmarks.lineage.corpus import load_corpus
@@ -175,9 +176,9 @@ def disguised_models(work: Path, zoo: dict[str, Any], zoo_root: Path
             out.mkdir(parents=True)
             s = reg[key](subject, 100 * ti + 1 if name in reg else 100 * names.index(key) + 1)
             if name.endswith("+finetune"):
-                s, _ = T.finetune(s, ft_text, _budget(base), seed=ti)
+                s, _ = C.finetune(s, ft_text, _budget(base), seed=ti)
             if name.endswith("+gguf"):
-                T.gguf_round_trip(s, target, _budget(base).gguf_qtype, name)
+                C.gguf_round_trip(s, target, _budget(base).gguf_qtype, name)
             else:
                 T.save(s, out, name, dtype)
             (out / "done").write_text("")

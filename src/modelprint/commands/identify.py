@@ -37,6 +37,11 @@ def add_parser(subparsers: Any) -> None:
                    help=f"family-wise level over the whole library (default {DEFAULT_ALPHA:g})")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never contact the Hugging Face hub")
+    p.add_argument("--weights", action="store_true",
+                   help="compare the best K on their weights where at hand (the folder an "
+                        "entry was built from, or the local hub cache; tensor hashes must "
+                        "match the entry): needed to see through a permuted or rotated "
+                        "residual stream; never downloads")
 
 
 def _fmt_p(p: float | None) -> str:
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["HF_HUB_OFFLINE"] = "1"
     with ModelLibrary(args.library or default_dir()) as lib:
         ident = identify(args.candidate, lib, top=args.top, alpha=args.alpha,
-                         offline=args.offline)
+                         offline=args.offline, weights=args.weights)
     print(f"candidate: {args.candidate}")
     print(f"library:   {ident.library} ({ident.entries} entries; verdicts at "
           f"alpha {ident.alpha:g} / {ident.n_tests} tests)")

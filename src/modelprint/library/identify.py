@@ -31,6 +31,8 @@ import numpy as np
 
 from modelprint.checks.base import DECISIVE, ModelView
 from modelprint.engine import DEFAULT_ALPHA, Engine, Target
+from modelprint.errors import InputError
+from modelprint.fingerprint.model import Fingerprint
 from modelprint.library.core import ModelLibrary
 from modelprint.library.descriptors import probe, rank, score
 from modelprint.library.direction import CHILD, PARENT, direction
@@ -58,6 +60,8 @@ class Match:
     direction_reason: str
     pair: dict[str, Any]
     merge_weight: Any = None      # merges.bootstrap.Estimate, when a parent of a merge
+    basis: str = "fingerprint"    # what the entry was compared on: "weights" | "fingerprint"
+    basis_reason: str = ""        # why not on weights, when they were asked for
 
     @property
     def related(self) -> bool:
@@ -76,7 +80,8 @@ class Match:
                 "direction_reason": self.direction_reason if self.related else None,
                 "parent": self.is_parent,
                 "merge_weight": None if self.merge_weight is None else
-                self.merge_weight.to_json(), "pair": self.pair}
+                self.merge_weight.to_json(), "compared_on": self.basis,
+                "compared_on_reason": self.basis_reason, "pair": self.pair}
 
 
 @dataclass
@@ -140,18 +145,48 @@ def _rel(m: Match) -> str:
 
 
 class LibraryLoader:
-    """The engine's loader: library entries from the store, anything else as usual."""
+    """The engine's loader: library entries from the store, anything else as usual.
 
-    def __init__(self, library: ModelLibrary) -> None:
+    With ``weights=True`` an entry whose model is at hand -- the local folder or file it was
+    built from, or a hub reference in the local hub cache -- is compared on its weights, so
+    the checks that need them (activation_matching, mlp_matching over full rows, which see
+    through a permuted or rotated residual stream that a fingerprint's sampled sketches
+    cannot) run on it too. Why the check of tensor hashes: the path may now hold another
+    model; only weights whose every tensor hash equals the entry's are used, anything else
+    (gone, changed, not cached) falls back to the stored fingerprint, as without the option.
+    """
+
+    def __init__(self, library: ModelLibrary, weights: bool = False) -> None:
         self.library = library
+        self.weights = weights
+        #: entry name -> why its weights were not used (for the report)
+        self.fingerprint_only: dict[str, str] = {}
 
     def __call__(self, reference: str, base_dir: Path | None = None, **kwargs: Any
                  ) -> ModelView:
-        if reference.startswith(PREFIX):
-            return ModelView(self.library.fingerprint(reference[len(PREFIX):]))
         from modelprint.models import load_model
 
-        return load_model(reference, base_dir, **kwargs)
+        if not reference.startswith(PREFIX):
+            return load_model(reference, base_dir, **kwargs)
+        name = reference[len(PREFIX):]
+        stored = self.library.fingerprint(name)
+        if self.weights:
+            entry = self.library.entry(name)
+            kwargs["offline"] = True          # at hand means here: never a download
+            try:
+                view = load_model(entry.reference, None, **kwargs)
+            except InputError as exc:
+                self.fingerprint_only[name] = f"weights not at hand ({exc})"
+            else:
+                if _tensor_hashes(view.fingerprint) == _tensor_hashes(stored):
+                    return view
+                self.fingerprint_only[name] = (f"{entry.reference} no longer holds the "
+                                               "weights the entry was built from")
+        return ModelView(stored)
+
+
+def _tensor_hashes(fp: Fingerprint) -> set[tuple[str, int | None, int | None, str]]:
+    return {(t.role, t.layer, t.expert, t.sha256) for t in fp.tensors}
 
 
 def decisive_checks(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -162,12 +197,13 @@ def decisive_checks(engine: Engine) -> dict[str, dict[str, Any]]:
 def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
              alpha: float = DEFAULT_ALPHA, base_dir: Path | None = None,
              offline: bool | None = None, exclude: Iterable[str] = (),
-             engine: Engine | None = None) -> Identification:
-    """Screen ``candidate`` (a MODEL reference) against every entry of ``library``."""
+             engine: Engine | None = None, weights: bool = False) -> Identification:
+    """Screen ``candidate`` (a MODEL reference) against every entry of ``library``;
+    ``weights``: compare the best ``top`` on their weights where at hand (LibraryLoader)."""
     if top < 1:
         raise LibraryError("--top", f"must be at least 1, not {top}")
     t0 = time.perf_counter()
-    engine = engine or Engine(offline=offline, loader=LibraryLoader(library))
+    engine = engine or Engine(offline=offline, loader=LibraryLoader(library, weights))
     target = Target(candidate, base_dir or Path.cwd())
     view = engine.model(target)
     t1 = time.perf_counter()
@@ -186,6 +222,8 @@ def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
     order = keep_arr[rank(scores[keep_arr])]
     t2 = time.perf_counter()
     checks = decisive_checks(engine)
+    loader = getattr(engine, "_loader", None)
+    fingerprint_only = loader.fingerprint_only if isinstance(loader, LibraryLoader) else {}
     n_tests = len(keep) * max(1, len(checks))
     matches = []
     for pos, i in enumerate(order[:top]):
@@ -205,7 +243,9 @@ def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
             verdict=verdict, reason=result["verdict_reason"],
             p_value=float(min(ps)) if ps else None,
             relation=d.relation if d else None, direction_reason=d.reason if d else "",
-            pair=result))
+            pair=result,
+            basis="weights" if engine.model(pair.reference).weights is not None
+            else "fingerprint", basis_reason=fingerprint_only.get(e.name, "")))
     t3 = time.perf_counter()
     merge = find_merge(view, matches, lambda name: engine.model(Target(PREFIX + name, None,
                                                                         name)), candidate)
