@@ -203,7 +203,8 @@ def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
     if top < 1:
         raise LibraryError("--top", f"must be at least 1, not {top}")
     t0 = time.perf_counter()
-    engine = engine or Engine(offline=offline, loader=LibraryLoader(library, weights))
+    loader = LibraryLoader(library, weights)
+    engine = engine or Engine(offline=offline, loader=loader)
     target = Target(candidate, base_dir or Path.cwd())
     view = engine.model(target)
     t1 = time.perf_counter()
@@ -222,8 +223,6 @@ def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
     order = keep_arr[rank(scores[keep_arr])]
     t2 = time.perf_counter()
     checks = decisive_checks(engine)
-    loader = getattr(engine, "_loader", None)
-    fingerprint_only = loader.fingerprint_only if isinstance(loader, LibraryLoader) else {}
     n_tests = len(keep) * max(1, len(checks))
     matches = []
     for pos, i in enumerate(order[:top]):
@@ -245,7 +244,7 @@ def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
             relation=d.relation if d else None, direction_reason=d.reason if d else "",
             pair=result,
             basis="weights" if engine.model(pair.reference).weights is not None
-            else "fingerprint", basis_reason=fingerprint_only.get(e.name, "")))
+            else "fingerprint", basis_reason=loader.fingerprint_only.get(e.name, "")))
     t3 = time.perf_counter()
     merge = find_merge(view, matches, lambda name: engine.model(Target(PREFIX + name, None,
                                                                         name)), candidate)
