@@ -14,6 +14,7 @@ import re
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -188,21 +189,40 @@ def bad_pickle(tmp: Path) -> tuple[Path, str, str]:
     return p, "pytorch_model.bin", "pickle"
 
 
-def bad_nan(tmp: Path) -> tuple[Path, str, str]:
-    m = make_model(tmp, "llama", dtype="BF16")
+def _edit_tensor(tmp: Path, dtype: str, name: str,
+                 edit: Callable[[bytes], tuple[str, bytes]]) -> Path:
+    """A tiny llama checkpoint with tensor ``name``'s (dtype, bytes) replaced by ``edit``."""
+    m = make_model(tmp, "llama", dtype=dtype)
     f = m.path / "model.safetensors"
     entries = read_entries([f])
-    name = "model.layers.1.self_attn.v_proj.weight"
-    dtype, shape, data = entries[name]
-    vals = np.frombuffer(data, dtype=np.uint16).copy()
-    vals[7] = 0x7FC0  # bfloat16 NaN
-    entries[name] = (dtype, shape, vals.tobytes())
+    _, shape, data = entries[name]
+    new_dtype, new_data = edit(data)
+    entries[name] = (new_dtype, shape, new_data)
     write_ordered(f, list(entries), entries)
-    return m.path, "v_proj", "NaN"
+    return m.path
+
+
+def bad_nan(tmp: Path) -> tuple[Path, str, str]:
+    def edit(data: bytes) -> tuple[str, bytes]:
+        vals = np.frombuffer(data, dtype=np.uint16).copy()
+        vals[7] = 0x7FC0  # bfloat16 NaN
+        return "BF16", vals.tobytes()
+    return _edit_tensor(tmp, "BF16", "model.layers.1.self_attn.v_proj.weight", edit), \
+        "v_proj", "NaN"
+
+
+def bad_huge_gain(tmp: Path) -> tuple[Path, str, str]:
+    """A finite float64 norm gain beyond float32: folded into the weights it would be Inf."""
+    def edit(data: bytes) -> tuple[str, bytes]:
+        vals = np.frombuffer(data, dtype=np.float32).astype(np.float64)
+        vals[3] = 9.7e299
+        return "F64", vals.tobytes()
+    return _edit_tensor(tmp, "F32", "model.layers.1.post_attention_layernorm.weight", edit), \
+        "post_attention_layernorm", "beyond the float32 range"
 
 
 BAD = [bad_truncated, bad_header_beyond_file, bad_overlapping, bad_dtype_size,
-       bad_missing_shard, bad_unknown_arch, bad_pickle, bad_nan]
+       bad_missing_shard, bad_unknown_arch, bad_pickle, bad_nan, bad_huge_gain]
 
 
 def _assert_one_line(err: str, names: str, cause: str) -> None:

@@ -14,12 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from benchmarks.fuzz.harness import Outcome, peak_rss, peak_rss_reset, run_case
 from benchmarks.fuzz.inputs import KINDS, place, write_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelprint.checks.canonical import fold_columns
+from modelprint.checks.unit_matching import assign, cosine
 from modelprint.models import clear_memo
 
 from .strategies import fuzz_cases
@@ -70,6 +73,8 @@ def test_the_worst_cases_name_the_field(tmp_path: Path) -> None:
     expect = {
         "fingerprint/sketch_shape_64x100000__reference.fp.json": "sketches.matrix[",
         "fingerprint/model_is_a_list__reference.fp.json": "model: must be an object",
+        "fingerprint/norm_gain_1e300__reference.fp.json": "vectors['norm.mlp'][1][15]: 9.7e+299 "
+                                                          "is beyond the float32 range",
         "fingerprint/nested_20000_deep__reference.fp.json": "nested at least 20000 levels deep, "
                                                             "over the limit of 16",
         "config/num_hidden_layers_2e40__config.json": "num_hidden_layers is 1099511627776",
@@ -82,6 +87,34 @@ def test_the_worst_cases_name_the_field(tmp_path: Path) -> None:
         out, _ = _run(place(kind, filename, (CORPUS / name).read_bytes(),
                             tmp_path / name.replace("/", "-")), tmp_path)
         assert out.outcome == "error" and words in out.detail, (name, out.detail)
+
+
+@pytest.mark.parametrize("gain", [3.3e38, -3.3e38])
+def test_a_gain_at_the_edge_of_float32_is_compared_not_crashed(gain: float,
+                                                               tmp_path: Path) -> None:
+    """A gain just inside the schema's range is a valid fingerprint: compared, not refused."""
+    name = "norm_gain_1e300__reference.fp.json"
+    data = (CORPUS / "fingerprint" / name).read_bytes().replace(b"9.7e+299", repr(gain).encode())
+    out, seconds = _run(place("fingerprint", name.split("__")[1], data, tmp_path / "c"),
+                        tmp_path)
+    _assert_clean(out, seconds, name)
+    assert out.outcome == "accepted", out.detail
+
+
+def test_folding_a_gain_at_the_edge_of_float32_keeps_cosines_finite() -> None:
+    """The long run's one traceback: a huge finite gain folded into float16 sketch values
+    made them Inf, the cosine cost matrix NaN, and the assignment raised. The fold widens to
+    float64 and unit rows are scaled before their norm, so the cosines stay exact."""
+    rng = np.random.default_rng(0)
+    m = rng.uniform(1.0, 4.0, size=(5, 8)).astype(np.float16)
+    gain = np.ones(8)
+    gain[2] = 3.3e38
+    folded = fold_columns(m, gain)
+    assert np.isfinite(folded).all()
+    c = cosine([folded], [folded])
+    assert np.isfinite(c).all() and np.allclose(np.diag(c), 1.0, atol=1e-6)
+    matched, _ = assign(c)
+    assert list(matched) == list(range(5))
 
 
 _QUICK = settings(max_examples=12, deadline=None, derandomize=True, database=None,

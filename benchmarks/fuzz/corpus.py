@@ -83,6 +83,13 @@ def _sketch(field: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
+def _gain(value: float) -> Callable[[dict[str, Any]], None]:
+    """Set the last value of the last layer's MLP norm gain."""
+    def edit(fp: dict[str, Any]) -> None:
+        fp["vectors"]["norm.mlp"][-1][-1] = value
+    return edit
+
+
 def _cfg(**kw: Any) -> bytes:
     return dumps({**base_config(), **kw}).encode()
 
@@ -175,6 +182,9 @@ def cases() -> dict[str, bytes]:
             lambda fp: fp["curves"]["attn.q"].__setitem__("std", [0.1] * 5000)),
         "fingerprint/curve_nan__reference.fp.json": _fp(
             lambda fp: fp["curves"]["attn.q"].__setitem__("std", [Raw("NaN"), 0.1])),
+        # a finite gain whose fold into the sketches overflowed float32: a NaN cost matrix
+        # reached the assignment (the long run's one traceback, seed 16500007827)
+        "fingerprint/norm_gain_1e300__reference.fp.json": _fp(_gain(9.7e299)),
         "fingerprint/nested_20000_deep__reference.fp.json": _deep_json(),
         "fingerprint/unknown_version__reference.fp.json": _fp(
             lambda fp: fp.__setitem__("format", "modelprint.fingerprint/99")),

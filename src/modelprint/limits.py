@@ -40,6 +40,13 @@ ARCH_RANGES: dict[str, tuple[int, int]] = {
     "num_experts": (0, MAX_EXPERTS),
 }
 
+# -- weight values -------------------------------------------------------------------------
+#: Largest magnitude of a norm gain or bias (the float32 maximum, ~3.4e38). The checks fold
+#: gains into float16 sketches and float32 weights; a gain beyond float32 would make those
+#: Inf and a cosine cost matrix NaN. The fingerprint builder refuses such a model and the
+#: fingerprint schema such a file, so what one writes the other reads.
+MAX_VECTOR_VALUE = 3.4028234663852886e38
+
 # -- GGUF metadata --------------------------------------------------------------------------
 #: Longest GGUF metadata string (chat templates are tens of kB, tokens a few bytes).
 MAX_GGUF_STRING = 16 * 1024 * 1024

@@ -188,8 +188,17 @@ class ResidualMap:
 
 
 def unit_rows(m: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), float32 for the big products."""
-    m = np.asarray(m, dtype=np.float32)
+    """Rows scaled to unit length (zero rows stay zero), float32 for the big products.
+
+    Each row is first divided by its largest magnitude, in its own precision, so that finite
+    values near the top of the range (a large folded gain) cannot overflow the norm: a row's
+    direction is all a cosine reads."""
+    m = np.asarray(m)
+    if m.dtype.kind != "f":
+        m = m.astype(np.float64)
+    peak = np.abs(m).max(axis=1, keepdims=True) if m.size else np.ones((m.shape[0], 1))
+    peak[peak == 0] = 1.0
+    m = (m / peak).astype(np.float32, copy=False)
     norm = np.linalg.norm(m, axis=1, keepdims=True)
     norm[norm == 0] = 1.0
     return m / norm

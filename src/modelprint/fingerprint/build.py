@@ -35,9 +35,11 @@ import numpy as np
 
 from modelprint import __version__
 from modelprint.arch.base import ArchInfo, RoleSlot
+from modelprint.errors import NonFiniteWeightsError
 from modelprint.fingerprint.hashing import file_sha256
 from modelprint.fingerprint.model import Fingerprint, ModelInfo, TensorStat
 from modelprint.fingerprint.stats import Accumulator, Moments
+from modelprint.limits import MAX_VECTOR_VALUE
 from modelprint.roles import is_vector_role
 from modelprint.sources.base import ModelSource, TensorInfo
 from modelprint.sources.pages import PageReleaser
@@ -165,6 +167,11 @@ def _slot_moments(source: ModelSource, slot: RoleSlot, info: TensorInfo,
                 kept.append(np.asarray(block, dtype=np.float64).ravel())
     m = acc.result(info.file, slot.tensor)
     values = np.concatenate(kept) if keep_values and kept else None
+    if values is not None and values.size and float(np.abs(values).max()) > MAX_VECTOR_VALUE:
+        raise NonFiniteWeightsError(
+            info.file, f"tensor {slot.tensor!r} holds values beyond the float32 range "
+            f"(|value| > {MAX_VECTOR_VALUE:.4g}): a norm gain or bias that large is Inf "
+            "wherever it is applied")
     return m, values
 
 

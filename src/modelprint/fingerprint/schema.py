@@ -25,7 +25,7 @@ import numpy as np
 
 from modelprint.errors import FingerprintFormatError
 from modelprint.fingerprint.sketches import EMBED_TOKENS
-from modelprint.limits import ARCH_RANGES, MAX_EXPERTS
+from modelprint.limits import ARCH_RANGES, MAX_EXPERTS, MAX_VECTOR_VALUE
 
 #: Longest text field (names, hashes, excerpts) and most entries of one list or object.
 MAX_TEXT = 1 << 20
@@ -96,8 +96,10 @@ class _Check:
             raise self.fail(at, f"must be true or false, not {_kind(value)}")
         return value
 
-    def numbers(self, value: Any, at: str, max_len: int, *, nulls: bool) -> None:
-        """A list of finite numbers (``null`` allowed where ``nulls``), checked in bulk."""
+    def numbers(self, value: Any, at: str, max_len: int, *, nulls: bool,
+                limit: float = math.inf) -> None:
+        """A list of finite numbers (``null`` allowed where ``nulls``) of magnitude at most
+        ``limit``, checked in bulk."""
         items = self.array(value, at, max_len)
         for i, v in enumerate(items):
             if v is None and nulls:
@@ -106,6 +108,10 @@ class _Check:
                     or not math.isfinite(v)):
                 raise self.fail(f"{at}[{i}]", f"must be a finite number{' or null' * nulls}, "
                                               f"not {_short(v)}")
+            if abs(v) > limit:
+                raise self.fail(f"{at}[{i}]", f"{_short(v)} is beyond the float32 range a "
+                                              "norm gain or bias can hold "
+                                              f"(|value| <= {limit:.4g})")
 
     def flat(self, value: Any, at: str) -> None:
         """JSON scalars, or a list of them (report fields, findings)."""
@@ -161,7 +167,8 @@ def validate(data: dict[str, Any], where: str) -> None:
     meta = c.obj(data.get("metadata", {}), "metadata")
     if "model_vectors" in meta:
         for role, vec in c.obj(meta["model_vectors"], "metadata.model_vectors").items():
-            c.numbers(vec, f"metadata.model_vectors[{role!r}]", bound, nulls=False)
+            c.numbers(vec, f"metadata.model_vectors[{role!r}]", bound, nulls=False,
+                      limit=MAX_VECTOR_VALUE)
     sketches = data.get("sketches", {}) or {}
     _sketches(c, sketches, arch, bound)
 
@@ -238,7 +245,7 @@ def _vectors(c: _Check, value: Any, layers: int, bound: int, hidden: int) -> Non
         for i, vec in enumerate(per_layer):
             if vec is None:
                 continue
-            c.numbers(vec, f"{at}[{i}]", bound, nulls=False)
+            c.numbers(vec, f"{at}[{i}]", bound, nulls=False, limit=MAX_VECTOR_VALUE)
             if role in RESIDUAL_NORMS and len(vec) != hidden:
                 raise c.fail(f"{at}[{i}]", f"{len(vec)} gains for hidden_size {hidden}")
 
