@@ -41,7 +41,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modelprint.checks.alignment import align_views, undetermined_rotation
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.canonical import disguises
 from modelprint.checks.curves import resolve_alignment
@@ -63,6 +62,7 @@ from modelprint.checks.unit_reading import (
     common_kinds,
     match_full,
     match_sketch,
+    residual_map,
 )
 
 LayerPairs = list[tuple[int, int]]
@@ -180,17 +180,9 @@ class MlpMatching:
                     if (ea if not sa.layers() else eb).layers() else "")
             return Evidence.not_applicable(self.name, self.strength,
                                            f"the {which} has no dense MLP layers{hint}", alpha)
-        wa, wb = sa.width(), sb.width()
-        assert wa is not None and wb is not None
-        al = align_views(a, b)
-        stuck = undetermined_rotation(al)
-        if stuck:
-            return Evidence.not_applicable(self.name, self.strength, stuck, alpha)
-        rmap = ResidualMap.from_alignment(al, wa, wb)
-        if rmap is None:
-            return Evidence.not_applicable(
-                self.name, self.strength,
-                "no shared tokens to align residual streams of different widths", alpha)
+        rmap = residual_map(a, b, sa, sb)
+        if isinstance(rmap, str):
+            return Evidence.not_applicable(self.name, self.strength, rmap, alpha)
         full = a.weights is not None and b.weights is not None
         path = ("full weights" if full else
                 "fingerprint sketches (64 units at the same positions in both models; "

@@ -36,12 +36,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from modelprint.checks.alignment import align_views, undetermined_rotation
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.mlp_matching import pair_layers, similarity_fn
 from modelprint.checks.unit_matching import (
     LN10,
-    ResidualMap,
     bonferroni_logp,
     combine,
     describe_indices,
@@ -55,6 +53,7 @@ from modelprint.checks.unit_reading import (
     common_kinds,
     match_full,
     match_sketch,
+    residual_map,
 )
 
 
@@ -135,17 +134,9 @@ class MoeUpcycling:
             return Evidence.not_applicable(
                 self.name, self.strength, f"the {'reference' if moe_a else 'candidate'} "
                 "(the model without experts) has no dense MLP", alpha)
-        wa, wb = sa.width(), sb.width()
-        assert wa is not None and wb is not None
-        al = align_views(moe, dense)
-        stuck = undetermined_rotation(al)
-        if stuck:
-            return Evidence.not_applicable(self.name, self.strength, stuck, alpha)
-        rmap = ResidualMap.from_alignment(al, wa, wb)
-        if rmap is None:
-            return Evidence.not_applicable(
-                self.name, self.strength,
-                "no shared tokens to align residual streams of different widths", alpha)
+        rmap = residual_map(moe, dense, sa, sb)
+        if isinstance(rmap, str):
+            return Evidence.not_applicable(self.name, self.strength, rmap, alpha)
         full = moe.weights is not None and dense.weights is not None
         rsub = rmap.subsample(max_dims) if full else rmap
         pairs, how, sim = pair_layers(

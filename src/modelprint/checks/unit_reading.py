@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from modelprint.checks.alignment import align_views, undetermined_rotation
 from modelprint.checks.base import ModelView
 from modelprint.checks.canonical import fold_columns, reader_gain
 from modelprint.checks.unit_matching import (
@@ -168,6 +169,21 @@ class UnitMatch:
     @property
     def identity_fraction(self) -> float:
         return float(np.mean(self.matched == self.query))
+
+
+def residual_map(a: ModelView, b: ModelView, sa: UnitSide, sb: UnitSide) -> ResidualMap | str:
+    """The residual map the unit matchers compare A's and B's units through, or why there is
+    none: a rotation the sketches cannot pin down, or different widths and no shared tokens."""
+    wa, wb = sa.width(), sb.width()
+    assert wa is not None and wb is not None
+    al = align_views(a, b)
+    stuck = undetermined_rotation(al)
+    if stuck:
+        return stuck
+    rmap = ResidualMap.from_alignment(al, wa, wb)
+    if rmap is None:
+        return "no shared tokens to align residual streams of different widths"
+    return rmap
 
 
 def common_kinds(sa: UnitSide, slot_a: Slot, sb: UnitSide, slot_b: Slot) -> list[str]:
