@@ -227,14 +227,17 @@ def _row(ident: Any, name: str, models: dict[str, Any], seconds: float) -> dict[
         "related_direction_unknown": [x.name for x in ident.matches
                                       if x.related and x.relation is None],
         "merge": merge.to_json() if merge is not None else None,
+        "compared_on_weights": sum(x.basis == "weights" for x in ident.matches),
         "verdict": ident.verdict(), "seconds": round(seconds, 2)}
 
 
-def step_verdicts(work: Path, out: dict[str, Any]) -> None:
+def step_verdicts(work: Path, out: dict[str, Any], weights: bool = False) -> None:
     """identify on the zoo as a library. Every derived model against the zoo without itself
     (are its parents found?); every root model against the zoo without its whole lineage
     (an independent model: is it given a parent?); and every root against the zoo without
-    itself (its descendants are there: are they told apart from parents?)."""
+    itself (its descendants are there: are they told apart from parents?). ``weights``:
+    ``identify --weights`` (the zoo's folders are at hand), results under
+    ``verdicts_weights``."""
     os.environ["MODELPRINT_NULLS"] = str(NULLS)
     os.environ["MODELPRINT_CACHE_DIR"] = str(work / "cache-build-2")
     from modelprint.library.identify import identify
@@ -250,14 +253,15 @@ def step_verdicts(work: Path, out: dict[str, Any]) -> None:
                 runs.append(("root_with_family", [name]))
             for kind, exclude in runs:
                 t = time.perf_counter()
-                ident = identify(entries[name].reference, lib, exclude=exclude, top=10)
+                ident = identify(entries[name].reference, lib, exclude=exclude, top=10,
+                                 weights=weights)
                 row = _row(ident, name, models, time.perf_counter() - t)
                 row["excluded"] = len(exclude)
                 {"derived": derived, "independent": independent,
                  "root_with_family": roots_with_family}[kind].append(row)
                 print(kind, row, flush=True)
     merges = [r for r in derived if len(r["parents"]) > 1]
-    out["verdicts"] = {
+    out["verdicts_weights" if weights else "verdicts"] = {
         "derived_models": len(derived),
         "derived_with_every_parent_found": sum(len(r["parents_found"]) == len(r["parents"])
                                                for r in derived),
@@ -381,9 +385,13 @@ def step_libs(work: Path, out: dict[str, Any]) -> None:
         print(f"lib-{n}: {time.perf_counter() - t:.1f} s", flush=True)
 
 
+def step_verdicts_weights(work: Path, out: dict[str, Any]) -> None:
+    step_verdicts(work, out, weights=True)
+
+
 STEPS = {"build": step_build, "libs": step_libs, "recall": step_recall,
          "disguise": step_disguise, "verdicts": step_verdicts,
-         "speed": step_speed, "size": step_size}
+         "verdicts_weights": step_verdicts_weights, "speed": step_speed, "size": step_size}
 
 
 def main() -> None:
