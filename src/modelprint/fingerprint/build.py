@@ -7,8 +7,7 @@ thread counts bit patterns, one worker thread computes the sha256 of every store
 bytes (once per stored tensor, even when it is split into q/k/v) and, when the caller does
 not already know them, of every weight file -- in one read of the file for both, so each
 stored byte is hashed once per digest, not read twice: ``hashlib`` releases the GIL, so
-hashing runs on the second core; the statistics themselves run two slots at a time
-(``STATS_THREADS``), results taken in slot order so the fingerprint is the same.
+hashing runs on the second core.
 
 What is stored, per :mod:`.model`:
 
@@ -28,12 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +44,6 @@ from modelprint.limits import MAX_VECTOR_VALUE
 from modelprint.roles import is_vector_role
 from modelprint.sources.base import ModelSource, TensorInfo
 from modelprint.sources.pages import PageReleaser
-
-_T = TypeVar("_T")
 
 #: Metadata strings longer than this are cut (chat templates, licence texts in GGUF keys).
 MAX_META_STR = 2000
@@ -293,34 +288,6 @@ def _tensor_sha(source: ModelSource, name: str, releaser: PageReleaser) -> str:
     return h.hexdigest()
 
 
-#: Threads counting bit patterns. ``np.bincount`` releases the GIL for most of its work, so
-#: two slots counted at once keep both cores busy beside the hashing thread.
-STATS_THREADS = 2
-
-
-def _in_order(fn: Callable[[RoleSlot], _T], slots: list[RoleSlot]
-              ) -> Iterator[tuple[RoleSlot, _T]]:
-    """``(slot, fn(slot))`` in slot order, computed :data:`STATS_THREADS` at a time (a window
-    of twice that many in flight, so memory stays a few row blocks); on an error the slots
-    not yet started are cancelled, so a bad tensor fails the build at once."""
-    with ThreadPoolExecutor(max_workers=STATS_THREADS,
-                            thread_name_prefix="modelprint-stats") as pool:
-        todo = iter(slots)
-        window: deque[tuple[RoleSlot, Future[_T]]] = deque(
-            (s, pool.submit(fn, s)) for s in islice(todo, 2 * STATS_THREADS))
-        try:
-            while window:
-                slot, job = window.popleft()
-                result = job.result()
-                following = next(todo, None)
-                if following is not None:
-                    window.append((following, pool.submit(fn, following)))
-                yield slot, result
-        finally:
-            for _, job in window:
-                job.cancel()
-
-
 _PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
                     dict[str, list[list[float] | None]], dict[str, list[float]]]
 
@@ -334,14 +301,11 @@ def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
     parts: dict[tuple[str, int], list[tuple[int, Moments]]] = {}
     vectors: dict[str, list[list[float] | None]] = {}
     model_vectors: dict[str, list[float]] = {}
-
-    def moments(slot: RoleSlot) -> tuple[Moments, np.ndarray | None]:
-        keep = is_vector_role(slot.role) and slot.expert is None
-        return _slot_moments(source, slot, tensors[slot.tensor], keep)
-
-    for slot, (m, values) in _in_order(moments, slots):
+    for slot in slots:
         info = tensors[slot.tensor]
         offset = arch.norm_offset if is_norm_gain(slot.role) else 0.0
+        keep = is_vector_role(slot.role) and slot.expert is None
+        m, values = _slot_moments(source, slot, info, keep)
         m = m.shifted(offset)
         stats.append(TensorStat(
             role=slot.role, layer=slot.layer, expert=slot.expert, tensor=slot.tensor,
