@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     data: dict[str, Any] = json.loads(a.json.read_text()) if a.json.is_file() else {}
+    R.compile_modelprint()
     if not a.skip_throughput:
         ab = R.audit_bench()
         bf16 = ab.synth_model(SYNTH / "w2048-l16" / "base", 2048, 16, seed=0)
