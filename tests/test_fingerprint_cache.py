@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from modelprint import models
-from modelprint.fingerprint import build, cache, hashing
+from modelprint.fingerprint import cache, hashing
 from modelprint.fingerprint.cache import fingerprint_dir, fingerprint_source
 from modelprint.fingerprint.model import Fingerprint
 from modelprint.models import SourceWeights, clear_memo, load_model
@@ -60,42 +60,19 @@ def test_second_load_hits_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_memo_avoids_rehashing_until_the_file_changes(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     m = make_model(tmp_path, "qwen2", dtype="F16")
-    # a whole file is hashed alone, or in one read with its tensors (a cold build)
-    alone = Counter(hashing.sha256_file)
-    joint = Counter(build.sha256_file_and_spans)
-    monkeypatch.setattr(hashing, "sha256_file", alone)
-    monkeypatch.setattr(build, "sha256_file_and_spans", joint)
-
-    def reads() -> int:
-        return alone.calls + joint.calls
-
+    hashes = Counter(hashing.sha256_file)
+    monkeypatch.setattr(hashing, "sha256_file", hashes)
     with open_source(str(m.path)) as src:
         fingerprint_source(src, use_cache=False)
-        n_first = reads()
+        n_first = hashes.calls
         fingerprint_source(src, use_cache=False)
-        assert n_first >= 1 and reads() == n_first  # weight file not read again
+        assert n_first >= 1 and hashes.calls == n_first  # weight file not read again
     weights = m.path / "model.safetensors"
     st = weights.stat()
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     with open_source(str(m.path)) as src:
         fingerprint_source(src, use_cache=False)
-    assert reads() == n_first + 1
-
-
-def test_one_read_hashes_the_file_and_each_range_exactly(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cold build's joint hash equals hashing the file and each tensor separately, for
-    ranges that straddle read boundaries, are empty, or leave bytes (the header) uncovered."""
-    import hashlib
-
-    data = np.random.default_rng(0).integers(0, 256, 10_000, dtype=np.uint8).tobytes()
-    f = tmp_path / "blob"
-    f.write_bytes(data)
-    spans = [(8, 8, "empty"), (8, 3000, "a"), (3000, 3001, "b"), (4096, 9999, "c")]
-    monkeypatch.setattr(hashing, "FILE_CHUNK", 1000)   # many blocks
-    whole, per = hashing.sha256_file_and_spans(f, reversed(spans))
-    assert whole == hashlib.sha256(data).hexdigest()
-    assert per == {n: hashlib.sha256(data[s:e]).hexdigest() for s, e, n in spans}
+    assert hashes.calls == n_first + 1
 
 
 def test_same_content_elsewhere_shares_the_entry(tmp_path: Path,

@@ -5,9 +5,8 @@ role slot once, block by block in the stored precision (:mod:`.stats`), so peak 
 few row blocks whatever the model size -- never a whole tensor in float64. While the main
 thread counts bit patterns, one worker thread computes the sha256 of every stored tensor's
 bytes (once per stored tensor, even when it is split into q/k/v) and, when the caller does
-not already know them, of every weight file -- in one read of the file for both, so each
-stored byte is hashed once per digest, not read twice: ``hashlib`` releases the GIL, so
-hashing runs on the second core.
+not already know them, of every weight file: ``hashlib`` releases the GIL, so hashing runs
+on the second core.
 
 What is stored, per :mod:`.model`:
 
@@ -37,7 +36,7 @@ import numpy as np
 from modelprint import __version__
 from modelprint.arch.base import ArchInfo, RoleSlot
 from modelprint.errors import NonFiniteWeightsError
-from modelprint.fingerprint.hashing import file_sha256, memo_store, sha256_file_and_spans
+from modelprint.fingerprint.hashing import file_sha256
 from modelprint.fingerprint.model import Fingerprint, ModelInfo, TensorStat
 from modelprint.fingerprint.stats import Accumulator, Moments
 from modelprint.limits import MAX_VECTOR_VALUE
@@ -202,18 +201,10 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
                 seen.add(name)
                 order.append(name)
         releaser = PageReleaser(source)
-        # a file not yet hashed is read once for its digest and its tensors' digests
-        joint = _joint_spans(source, order, set(weight_files) - set(known))
-        joint_jobs: dict[Path, Future[tuple[str, dict[str, str]]]] = {
-            f: pool.submit(_file_and_tensor_sha, f, spans, use_memo)
-            for f, spans in joint.items()}
-        in_joint = {name for spans in joint.values() for _, _, name in spans}
         tensor_jobs: dict[str, Future[str]] = {
-            name: pool.submit(_tensor_sha, source, name, releaser)
-            for name in order if name not in in_joint}
+            name: pool.submit(_tensor_sha, source, name, releaser) for name in order}
         file_jobs: dict[Path, Future[str]] = {
-            f: pool.submit(file_sha256, f, use_memo) for f in weight_files
-            if f not in known and f not in joint}
+            f: pool.submit(file_sha256, f, use_memo) for f in weight_files if f not in known}
         total = sum(tensors[n].nbytes for n in order)
         bar = _Progress(total, f"fingerprint {Path(source.reference).name[:40]}", progress)
         try:
@@ -223,15 +214,10 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
             documents = _documents(source)
             tensor_sha = {n: job.result() for n, job in tensor_jobs.items()}
             known.update({f: job.result() for f, job in file_jobs.items()})
-            for f, both in joint_jobs.items():
-                known[f], per_tensor = both.result()
-                tensor_sha.update(per_tensor)
             releaser.now()
             bar.update(total - (bar.bar.n if bar.bar is not None else 0))
         except BaseException:
-            jobs: list[Future[Any]] = [*tensor_jobs.values(), *file_jobs.values(),
-                                       *joint_jobs.values()]
-            for job in jobs:
+            for job in [*tensor_jobs.values(), *file_jobs.values()]:
                 job.cancel()
             raise
         finally:
@@ -255,29 +241,6 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
     return Fingerprint(model=model, architecture=arch, tensors=stats,
                        curves=_curves(arch, layer_moments), vectors=vectors,
                        documents=documents, metadata=fp_meta, sketches=sketches)
-
-
-def _joint_spans(source: ModelSource, order: list[str], unhashed: set[Path]
-                 ) -> dict[Path, list[tuple[int, int, str]]]:
-    """Per unhashed weight file, the byte ranges of its tensors; {} when a tensor's bytes are
-    not one range of one file (then every digest is computed on its own, as before)."""
-    out: dict[Path, list[tuple[int, int, str]]] = {}
-    for name in order:
-        span = source.raw_span(name)
-        if span is None:
-            return {}
-        path, start, end = span
-        if path in unhashed:
-            out.setdefault(path, []).append((start, end, name))
-    return out
-
-
-def _file_and_tensor_sha(path: Path, spans: list[tuple[int, int, str]], use_memo: bool
-                         ) -> tuple[str, dict[str, str]]:
-    digest, per_tensor = sha256_file_and_spans(path, spans)
-    if use_memo:
-        memo_store(path, digest)
-    return digest, per_tensor
 
 
 def _tensor_sha(source: ModelSource, name: str, releaser: PageReleaser) -> str:

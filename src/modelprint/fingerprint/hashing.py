@@ -47,41 +47,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def sha256_file_and_spans(path: Path, spans: Iterable[tuple[int, int, str]]
-                          ) -> tuple[str, dict[str, str]]:
-    """One read of ``path``: its sha256 and the sha256 of each named byte range
-    ``[start, end)`` in it (its tensors; ranges must not overlap).
-
-    Why: a cold fingerprint needs both the file digests (provenance, the cache key) and a
-    digest per tensor (identity); hashing them separately reads and hashes every stored byte
-    twice, which made the hashing thread, not the statistics, the slower half of the build."""
-    todo = sorted(spans)
-    digests = {name: hashlib.sha256() for _, _, name in todo}
-    whole = hashlib.sha256()
-    buf = bytearray(FILE_CHUNK)
-    view = memoryview(buf)
-    pos, first = 0, 0
-    with open(path, "rb", buffering=0) as fh:
-        while True:
-            n = fh.readinto(buf)
-            if not n:
-                break
-            block = view[:n]
-            whole.update(block)
-            end = pos + n
-            while first < len(todo) and todo[first][1] <= pos:
-                first += 1              # ranges that ended before this block
-            k = first
-            while k < len(todo) and todo[k][0] < end:
-                start, stop, name = todo[k]
-                lo, hi = max(start, pos), min(stop, end)
-                if hi > lo:
-                    digests[name].update(block[lo - pos:hi - pos])
-                k += 1
-            pos = end
-    return whole.hexdigest(), {name: h.hexdigest() for name, h in digests.items()}
-
-
 def _signature(path: Path) -> tuple[str, str]:
     st = path.stat()
     real = str(path.resolve())

@@ -97,12 +97,6 @@ class ModelSource(ABC):
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         """The tensor's stored bytes in chunks (for sha256), exactly as on disk."""
 
-    def raw_span(self, name: str) -> tuple[Path, int, int] | None:
-        """Where the tensor's stored bytes lie: (file, start, end) as absolute byte offsets,
-        or None when they are not one contiguous range of one file. Lets the fingerprint
-        build hash a file and every tensor in it in one read (:mod:`..fingerprint.hashing`)."""
-        return None
-
     @abstractmethod
     def weight_files(self) -> list[Path]:
         """The weight files backing this model (each gets a sha256 in the fingerprint)."""

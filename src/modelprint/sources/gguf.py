@@ -250,10 +250,6 @@ class GGUFSource(ModelSource):
             return raw.view(plain).reshape(out_shape)
         return self._decode(t, raw, out_shape)
 
-    def raw_span(self, name: str) -> tuple[Path, int, int] | None:
-        t = self._tensor(name)
-        return self.path, t.offset, t.offset + t.nbytes
-
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         t = self._tensor(name)
         for i in range(t.offset, t.offset + t.nbytes, RAW_CHUNK):

@@ -307,11 +307,6 @@ class SafetensorsSource(ModelSource):
                              f"({arr.shape[0]} rows)")
         return arr[rows]
 
-    def raw_span(self, name: str) -> tuple[Path, int, int] | None:
-        f = self._where[name]
-        e = f.entries[name]
-        return f.path, f.data_start + e.begin, f.data_start + e.end
-
     def iter_raw_bytes(self, name: str) -> Iterator[memoryview]:
         raw = self._where[name].raw(name)
         for i in range(0, raw.size, RAW_CHUNK):
