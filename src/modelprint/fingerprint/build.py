@@ -3,10 +3,10 @@
 Everything later (checks, audits, reports) reads models through this. The pass visits every
 role slot once, block by block in the stored precision (:mod:`.stats`), so peak memory is a
 few row blocks whatever the model size -- never a whole tensor in float64. While the main
-thread counts bit patterns, one worker thread computes the sha256 of every stored tensor's
-bytes (once per stored tensor, even when it is split into q/k/v) and, when the caller does
-not already know them, of every weight file: ``hashlib`` releases the GIL, so hashing runs
-on the second core.
+thread counts bit patterns, worker threads (``HASH_THREADS``) compute the sha256 of every
+stored tensor's bytes (once per stored tensor, even when it is split into q/k/v) and, when
+the caller does not already know them, of every weight file: ``hashlib`` releases the GIL,
+so hashing runs beside the statistics.
 
 What is stored, per :mod:`.model`:
 
@@ -192,7 +192,8 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
     known = dict(file_hashes or {})
     weight_files = list(source.weight_files())
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelprint-sha") as pool:
+    with ThreadPoolExecutor(max_workers=HASH_THREADS,
+                            thread_name_prefix="modelprint-sha") as pool:
         # tensors in the order the stats pass visits them, so both threads read nearby pages
         order: list[str] = []
         seen: set[str] = set()
@@ -201,10 +202,12 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
                 seen.add(name)
                 order.append(name)
         releaser = PageReleaser(source)
-        tensor_jobs: dict[str, Future[str]] = {
-            name: pool.submit(_tensor_sha, source, name, releaser) for name in order}
+        # whole files first: one hashing thread takes a file while the other starts on the
+        # tensors, instead of the file digests trailing alone after every tensor's
         file_jobs: dict[Path, Future[str]] = {
             f: pool.submit(file_sha256, f, use_memo) for f in weight_files if f not in known}
+        tensor_jobs: dict[str, Future[str]] = {
+            name: pool.submit(_tensor_sha, source, name, releaser) for name in order}
         total = sum(tensors[n].nbytes for n in order)
         bar = _Progress(total, f"fingerprint {Path(source.reference).name[:40]}", progress)
         try:
@@ -249,6 +252,14 @@ def _tensor_sha(source: ModelSource, name: str, releaser: PageReleaser) -> str:
         h.update(chunk)
         releaser.add(len(chunk))
     return h.hexdigest()
+
+
+#: Hashing threads. Every stored byte gets two sha256 digests when the files are new (the
+#: file's, for provenance and the cache key; its tensor's, for identity), and sha256 runs at
+#: ~1.4-1.8 GB/s per core: with one thread the digests were the build's long pole
+#: (benchmarks/peers/RESULTS.md). Two let the file and the tensor digests run side by side
+#: with the statistics; the three threads then share the two cores.
+HASH_THREADS = 2
 
 
 _PassResult = tuple[list[TensorStat], dict[tuple[str, int], Moments],
