@@ -11,7 +11,7 @@ Every user-facing failure is a subclass of :class:`ModelprintError`; the CLI pri
     │   ├── ModelReferenceError     a MODEL reference that cannot be resolved
     │   ├── PickleRefusedError      .bin/.pt/.pth: never unpickled
     │   ├── ModelFileError          truncated, hostile or inconsistent weight file
-    │   │   └── NonFiniteWeightsError   NaN or Inf in a tensor
+    │   │   └── NonFiniteWeightsError   NaN/Inf in a tensor, or a gain beyond float32
     │   ├── UnsupportedArchitectureError  family not known (lists the supported ones)
     │   ├── FingerprintFormatError  a *.fp.json that is not a fingerprint we can read
     │   ├── HubError                hf: reference not resolvable (offline, not cached)
@@ -50,7 +50,8 @@ class ModelFileError(InputError):
 
 
 class NonFiniteWeightsError(ModelFileError):
-    """NaN or Inf values: statistics over them would be meaningless."""
+    """NaN or Inf values, or a norm gain or bias so large (beyond float32) that it is Inf
+    wherever it is applied: statistics and comparisons over them would be meaningless."""
 
 
 class UnsupportedArchitectureError(InputError):

@@ -64,7 +64,8 @@ def fold_columns(m: np.ndarray, gain: np.ndarray | None, cols: np.ndarray | None
         return m  # a gain of another width (should not happen): leave the stored values
     dtype = m.dtype if m.dtype.kind == "f" else np.dtype(np.float64)
     gmax = float(np.abs(g).max()) if g.size else 0.0
-    if gmax > 1.0 and m.size and gmax * float(np.abs(m).max()) > float(np.finfo(dtype).max):
+    if gmax > 1.0 and m.size and gmax * max(float(m.max()), -float(m.min())) > float(
+            np.finfo(dtype).max):
         dtype = np.dtype(np.float64)   # a large gain on large weights: no Inf in the fold
     return m.astype(dtype, copy=False) * g.astype(dtype)
 

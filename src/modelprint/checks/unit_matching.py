@@ -190,18 +190,21 @@ class ResidualMap:
 def unit_rows(m: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), float32 for the big products.
 
-    Each row is first divided by its largest magnitude, in its own precision, so that finite
-    values near the top of the range (a large folded gain) cannot overflow the norm: a row's
-    direction is all a cosine reads."""
-    m = np.asarray(m)
-    if m.dtype.kind != "f":
-        m = m.astype(np.float64)
-    peak = np.abs(m).max(axis=1, keepdims=True) if m.size else np.ones((m.shape[0], 1))
-    peak[peak == 0] = 1.0
-    m = (m / peak).astype(np.float32, copy=False)
-    norm = np.linalg.norm(m, axis=1, keepdims=True)
+    A row whose norm overflows float32 (finite values near the top of the range: a large
+    folded gain) is first divided by its largest magnitude in float64, since a row's
+    direction is all a cosine reads; ordinary rows take the plain float32 path."""
+    src = np.asarray(m)
+    with np.errstate(over="ignore"):
+        x = src.astype(np.float32, copy=False)
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+    if not np.isfinite(norm).all():
+        w = src.astype(np.float64)
+        peak = np.maximum(w.max(axis=1, keepdims=True), -w.min(axis=1, keepdims=True))
+        peak[peak == 0] = 1.0
+        x = (w / peak).astype(np.float32)
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
     norm[norm == 0] = 1.0
-    return m / norm
+    return x / norm
 
 
 def cosine(qa: Sequence[np.ndarray], tb: Sequence[np.ndarray]) -> np.ndarray:
