@@ -197,14 +197,14 @@ def decisive_checks(engine: Engine) -> dict[str, dict[str, Any]]:
 def identify(candidate: str, library: ModelLibrary, *, top: int = DEFAULT_TOP,
              alpha: float = DEFAULT_ALPHA, base_dir: Path | None = None,
              offline: bool | None = None, exclude: Iterable[str] = (),
-             engine: Engine | None = None, weights: bool = False) -> Identification:
+             weights: bool = False) -> Identification:
     """Screen ``candidate`` (a MODEL reference) against every entry of ``library``;
     ``weights``: compare the best ``top`` on their weights where at hand (LibraryLoader)."""
     if top < 1:
         raise LibraryError("--top", f"must be at least 1, not {top}")
     t0 = time.perf_counter()
     loader = LibraryLoader(library, weights)
-    engine = engine or Engine(offline=offline, loader=loader)
+    engine = Engine(offline=offline, loader=loader)
     target = Target(candidate, base_dir or Path.cwd())
     view = engine.model(target)
     t1 = time.perf_counter()

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from modelprint.engine import Engine
 from modelprint.errors import InputError
 from modelprint.plugin.items import SECTION, AuditFailure, AuditItem
 from modelprint.plugin.options import get_state
@@ -39,17 +38,16 @@ class LibraryNode(pytest.Collector):
 
     def collect(self) -> Iterator[pytest.Item]:
         from modelprint.library import ModelLibrary
-        from modelprint.library.identify import LibraryLoader, identify
+        from modelprint.library.identify import identify
 
         state = get_state(self.config)
         spec = self.spec
         alpha = spec.alpha if spec.alpha is not None else state.settings.alpha
         try:
             with ModelLibrary(spec.library or "") as lib:
-                engine = Engine(offline=state.engine.offline, loader=LibraryLoader(lib))
                 self.identification = identify(
                     spec.candidate.reference, lib, alpha=alpha,
-                    base_dir=spec.candidate.base_dir, engine=engine)
+                    base_dir=spec.candidate.base_dir, offline=state.engine.offline)
         except InputError as exc:
             raise self.CollectError(f"{spec.path}:{spec.library_line}: {exc}") from None
         gate = "derived" if spec.expect == "derived" else "original"
