@@ -115,13 +115,13 @@ def test_fingerprint_only_reference_is_not_applicable(models: dict[str, Path]) -
     assert not ev.applicable and "fingerprint-only" in (ev.reason or "")
 
 
-def test_without_torch_the_check_says_how_to_get_it(models: dict[str, Path],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    # what an interpreter without the extra looks like: ``import torch`` fails and
-    # ``importlib.util.find_spec("torch")`` finds nothing
+def test_the_forward_needs_no_torch(models: dict[str, Path],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # an interpreter without torch (``import torch`` fails): the numpy forward still runs and
+    # finds the disguised copy
     monkeypatch.setitem(sys.modules, "torch", None)
     ev = _run(_view(models["disguised"]), _view(models["base"]))
-    assert not ev.applicable and "modelprint[activations]" in (ev.reason or "")
+    assert ev.applicable and ev.indicates_derivation is True
 
 
 def test_family_without_forward_is_not_applicable(tmp_path: Path,

@@ -1,7 +1,7 @@
 """Activations on the probe, cached by content, so a warm audit runs no forward pass.
 
-The forward pass is the expensive part of ``activation_matching`` (importing torch, reading
-every layer's weights -- dequantising GGUF blocks -- and the matrix products), yet its output
+The forward pass is the expensive part of ``activation_matching`` (reading every layer's
+weights -- dequantising GGUF blocks -- and the matrix products), yet its output
 depends only on the model's weights and the probe token ids it reads. A second audit of the
 same model (the CI re-run, another reference for the same candidate) therefore reads the
 layers' gate and up activations from ``<cache dir>/activations/<key>/`` instead.
@@ -35,7 +35,8 @@ from modelprint import realmodels
 from modelprint.activations.forward import DecoderSpec, LayerActivations
 
 #: Bump when the forward's output changes for the same weights, spec and ids.
-VERSION = "activations-1"
+#: ``activations-2``: the numpy forward (float32 products summed in another order than torch's).
+VERSION = "activations-2"
 
 
 def activation_dir() -> Path:

@@ -1,4 +1,4 @@
-"""A layer-by-layer torch forward of decoder LLMs from modelprint's canonical role tensors.
+"""A layer-by-layer numpy forward of decoder LLMs from modelprint's canonical role tensors.
 
 Why not ``transformers``: modelprint reads weights from any source it supports (sharded
 safetensors, GGUF with quantised blocks, hub folders) through
@@ -28,13 +28,14 @@ Sliding windows are applied as a mask; probes are far shorter than any window in
 RoPE; :attr:`DecoderSpec.approximations` says so. Final logit soft-capping and the LM head are
 not needed by the activation checks (:meth:`DecoderRun.logits` exists for the tests).
 
-torch is imported lazily (only when a forward runs), so modelprint without the
-``activations`` extra never pays for it.
+numpy only (float32, BLAS products): no torch, so the check runs on every install and a
+cold compare does not pay torch's import.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,8 +44,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import torch
-
     from modelprint.checks.base import WeightAccess
 
 #: Families with a forward here (canonical family names of :mod:`modelprint.arch`).
@@ -239,13 +238,17 @@ class LayerActivations:
 
 
 class DecoderRun:
-    """The probe's residual stream through one model, advanced one layer per :meth:`step`."""
+    """The probe's residual stream through one model, advanced one layer per :meth:`step`.
+
+    numpy float32 throughout (OpenBLAS products). It was torch until importing torch -- about
+    1.6 s on this machine, more than the rest of a warm audit -- became the largest single cost
+    of a cold ``compare``; the operations are a handful of products, a softmax and an
+    elementwise activation, which numpy does as fast at the probe's size (128 tokens). The
+    test suite compares the logits with an independent torch decoder
+    (``tests/test_activations_forward.py``)."""
 
     def __init__(self, weights: WeightAccess, spec: DecoderSpec, ids: list[int],
                  bos: int | None = None, skip: int = 1) -> None:
-        import torch
-
-        self.torch = torch
         self.w = weights
         self.spec = spec
         lead = [bos] if bos is not None else []
@@ -259,49 +262,49 @@ class DecoderRun:
         rows = weights.rows("embed", None, uniq)
         if rows is None:
             raise NoForward("the model has no embedding matrix")
-        x = torch.from_numpy(np.ascontiguousarray(rows[inverse], dtype=np.float32))
-        self.x = x * spec.embed_scale if spec.embed_scale != 1.0 else x
+        x = np.ascontiguousarray(rows[inverse], dtype=np.float32)
+        self.x = x * np.float32(spec.embed_scale) if spec.embed_scale != 1.0 else x
         t = len(seq)
         self.rope = {scaled: self._rope(t, theta, scaled) for theta, scaled in
                      ((spec.rope_theta, True),
                       *(((spec.local_rope_theta, False),) if spec.local_rope_theta else ()))}
-        pos = torch.arange(t)
+        pos = np.arange(t)
         causal = pos[None, :] <= pos[:, None]
         self.mask = {False: causal}
         if spec.sliding_window:
             self.mask[True] = causal & (pos[:, None] - pos[None, :] < spec.sliding_window)
 
-    def _rope(self, t: int, theta: float, scaled: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rope(self, t: int, theta: float, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
         ang = np.outer(np.arange(t, dtype=np.float64), _inv_freq(self.spec, theta, scaled))
         ang = np.concatenate([ang, ang], axis=1)
-        torch = self.torch
-        return (torch.from_numpy(np.cos(ang).astype(np.float32)),
-                torch.from_numpy(np.sin(ang).astype(np.float32)))
+        return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
-    def _opt(self, role: str, layer: int) -> torch.Tensor | None:
+    def _opt(self, role: str, layer: int) -> np.ndarray | None:
         v = self.w.get(role, layer)
-        return None if v is None else self.torch.from_numpy(np.require(v, np.float32, ["C", "W"]))
+        return None if v is None else np.asarray(v, dtype=np.float32)
 
-    def _get(self, role: str, layer: int) -> torch.Tensor:
+    def _get(self, role: str, layer: int) -> np.ndarray:
         v = self._opt(role, layer)
         if v is None:
             raise NoForward(f"layer {layer} has no {role} tensor")
         return v
 
-    def _norm(self, x: torch.Tensor, gain: torch.Tensor | None) -> torch.Tensor:
-        y = x * self.torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.spec.eps)
+    def _linear(self, h: np.ndarray, role: str, layer: int) -> np.ndarray:
+        """``h @ W.T + b`` (torch's ``F.linear``), the bias only where one is stored."""
+        y = h @ self._get(role, layer).T
+        bias = self._opt(role + "_bias", layer)
+        return y + bias if bias is not None else y
+
+    def _norm(self, x: np.ndarray, gain: np.ndarray | None) -> np.ndarray:
+        y = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + np.float32(self.spec.eps))
         return y * gain if gain is not None else y
 
-    def _attention(self, layer: int, h: torch.Tensor) -> torch.Tensor:
-        torch, s = self.torch, self.spec
-        F = torch.nn.functional
+    def _attention(self, layer: int, h: np.ndarray) -> np.ndarray:
+        s = self.spec
         t = h.shape[0]
-        q = F.linear(h, self._get("attn.q", layer), self._opt("attn.q_bias", layer))
-        k = F.linear(h, self._get("attn.k", layer), self._opt("attn.k_bias", layer))
-        v = F.linear(h, self._get("attn.v", layer), self._opt("attn.v_bias", layer))
-        q = q.view(t, s.heads, s.head_dim).transpose(0, 1)
-        k = k.view(t, s.kv_heads, s.head_dim).transpose(0, 1)
-        v = v.view(t, s.kv_heads, s.head_dim).transpose(0, 1)
+        q = self._linear(h, "attn.q", layer).reshape(t, s.heads, s.head_dim).transpose(1, 0, 2)
+        k = self._linear(h, "attn.k", layer).reshape(t, s.kv_heads, s.head_dim).transpose(1, 0, 2)
+        v = self._linear(h, "attn.v", layer).reshape(t, s.kv_heads, s.head_dim).transpose(1, 0, 2)
         qn, kn = self._opt("norm.q", layer), self._opt("norm.k", layer)
         if qn is not None:
             q = self._norm(q, qn)
@@ -309,51 +312,58 @@ class DecoderRun:
             k = self._norm(k, kn)
         local = layer in s.sliding_layers
         cos, sin = self.rope[not (local and s.local_rope_theta)]
-        q = q * cos + _rotate_half(torch, q) * sin
-        k = k * cos + _rotate_half(torch, k) * sin
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
         rep = s.heads // s.kv_heads
-        k = k.repeat_interleave(rep, dim=0)
-        v = v.repeat_interleave(rep, dim=0)
-        scores = (q @ k.transpose(1, 2)) * s.attn_scale
+        k = np.repeat(k, rep, axis=0)
+        v = np.repeat(v, rep, axis=0)
+        scores = (q @ k.transpose(0, 2, 1)) * np.float32(s.attn_scale)
         if s.softcap:
-            scores = torch.tanh(scores / s.softcap) * s.softcap
-        scores = scores.masked_fill(~self.mask[local and bool(s.sliding_window)], float("-inf"))
-        y = torch.softmax(scores, dim=-1) @ v
-        y = y.transpose(0, 1).reshape(t, s.heads * s.head_dim)
-        return F.linear(y, self._get("attn.o", layer), self._opt("attn.o_bias", layer))
+            scores = np.tanh(scores / np.float32(s.softcap)) * np.float32(s.softcap)
+        scores = np.where(self.mask[local and bool(s.sliding_window)], scores,
+                          np.float32(-np.inf))
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        y = (scores / scores.sum(axis=-1, keepdims=True)) @ v
+        y = y.transpose(1, 0, 2).reshape(t, s.heads * s.head_dim)
+        return self._linear(y, "attn.o", layer)
 
-    def _act(self, g: torch.Tensor) -> torch.Tensor:
-        F = self.torch.nn.functional
-        if self.spec.activation == "silu":
-            return F.silu(g)
-        return F.gelu(g, approximate="tanh" if self.spec.activation == "gelu_tanh" else "none")
+    def _act(self, g: np.ndarray) -> np.ndarray:
+        if self.spec.activation == "silu":   # g * sigmoid(g), sigmoid via tanh: no overflow
+            return g * (np.float32(0.5) * (np.float32(1.0) + np.tanh(np.float32(0.5) * g)))
+        if self.spec.activation == "gelu_tanh":
+            c = np.float32(math.sqrt(2.0 / math.pi))
+            inner = c * (g + np.float32(0.044715) * g * g * g)
+            return np.float32(0.5) * g * (np.float32(1.0) + np.tanh(inner))
+        from scipy.special import erf  # exact gelu: only families that ask for it
+
+        return (np.float32(0.5) * g * (np.float32(1.0) + erf(g / np.float32(math.sqrt(2.0))))
+                ).astype(np.float32)
 
     def step(self, layer: int, record: bool = True) -> LayerActivations | None:
         """Run layer ``layer`` on the residual stream; its MLP gate and up activations (probe
-        positions only, numpy float32) when ``record``."""
-        torch = self.torch
-        with torch.no_grad(), forward_threads(torch, self.spec, int(self.x.shape[0])):
+        positions only, float32) when ``record``."""
+        with forward_threads(self.spec, int(self.x.shape[0])), \
+                np.errstate(over="ignore", under="ignore"):
             x = self.x
             a = self._attention(layer, self._norm(x, self._opt("norm.attn", layer)))
             post = self._opt("norm.attn_post", layer)
             x = x + (self._norm(a, post) if post is not None else a)
             h = self._norm(x, self._opt("norm.mlp", layer))
-            gate_w = self._get("mlp.gate", layer)
-            up_w = self._get("mlp.up", layer)
-            g = h @ gate_w.T
-            u = h @ up_w.T
-            del gate_w, up_w
+            g = h @ self._get("mlp.gate", layer).T
+            u = h @ self._get("mlp.up", layer).T
             m = self._act(g) * u
             out = m @ self._get("mlp.down", layer).T
             post = self._opt("norm.mlp_post", layer)
-            self.x = x + (self._norm(out, post) if post is not None else out)
+            self.x = np.asarray(x + (self._norm(out, post) if post is not None else out),
+                                dtype=np.float32)
             if not record:
                 return None
-            return LayerActivations(g[self.keep].numpy(), u[self.keep].numpy())
+            return LayerActivations(np.ascontiguousarray(g[self.keep]),
+                                    np.ascontiguousarray(u[self.keep]))
 
     def stream(self) -> np.ndarray:
         """The residual stream after the layers run so far (tokens x hidden, float32)."""
-        return np.asarray(self.x.numpy(), dtype=np.float32)
+        return np.array(self.x, dtype=np.float32)
 
     def set_stream(self, x: np.ndarray) -> None:
         """Resume from a stored residual stream (:mod:`.cache`): the next :meth:`step` runs
@@ -361,7 +371,7 @@ class DecoderRun:
         if tuple(x.shape) != tuple(self.x.shape):
             raise NoForward(f"a stored residual stream has shape {x.shape}, expected "
                             f"{tuple(self.x.shape)}")
-        self.x = self.torch.from_numpy(np.array(x, dtype=np.float32))
+        self.x = np.array(x, dtype=np.float32)
 
     def logits(self) -> np.ndarray:
         """Final norm and LM head over every position (tests: compare with another forward)."""
@@ -370,34 +380,31 @@ class DecoderRun:
         if head is None:
             head = self.w.get("embed", None)
         assert head is not None
-        with self.torch.no_grad():
-            gain = None if final is None else self.torch.from_numpy(np.require(final, np.float32,
-                                                                               ["C", "W"]))
-            x = self._norm(self.x, gain)
-            return (x @ self.torch.from_numpy(np.require(head, np.float32, ["C", "W"])).T).numpy()
+        gain = None if final is None else np.asarray(final, dtype=np.float32)
+        with forward_threads(self.spec, int(self.x.shape[0])):
+            return self._norm(self.x, gain) @ np.asarray(head, dtype=np.float32).T
 
 
 #: Below this many floating-point operations per layer (about ``24 * tokens * hidden^2``) a
-#: forward runs on one thread: the probe is short (128 tokens), so a small model's matrices
-#: are a few MFLOP each, where splitting them across threads costs more in synchronisation
-#: than it saves -- and on a shared CI machine idle-spinning OpenMP threads made SmolLM2's
-#: check 3-4x slower (33 s instead of 9 s at load 7). A 7B-class layer (~5e10) uses them all.
+#: forward runs on one BLAS thread: the probe is short (128 tokens), so a small model's
+#: matrices are a few MFLOP each, where splitting them across threads costs more in
+#: synchronisation than it saves -- and on a shared CI machine idle-spinning threads made
+#: SmolLM2's check 3-4x slower (33 s instead of 9 s at load 7). A 7B-class layer (~5e10) uses
+#: every core.
 PARALLEL_FLOPS = 4e9
 
 
 @contextmanager
-def forward_threads(torch: Any, spec: DecoderSpec, tokens: int) -> Iterator[int]:
-    """torch's intra-op thread count for one layer of ``spec`` on ``tokens`` tokens
-    (restored afterwards, so a caller's own torch setting is untouched)."""
-    before = torch.get_num_threads()
-    n = before if 24 * tokens * spec.hidden ** 2 >= PARALLEL_FLOPS else 1
-    torch.set_num_threads(n)
-    try:
+def forward_threads(spec: DecoderSpec, tokens: int) -> Iterator[int]:
+    """The BLAS thread count for one layer of ``spec`` on ``tokens`` tokens (threadpoolctl,
+    scoped: the caller's own setting -- the engine's single thread -- comes back after)."""
+    from threadpoolctl import threadpool_limits
+
+    n = (os.cpu_count() or 1) if 24 * tokens * spec.hidden ** 2 >= PARALLEL_FLOPS else 1
+    with threadpool_limits(limits=n, user_api="blas"):
         yield n
-    finally:
-        torch.set_num_threads(before)
 
 
-def _rotate_half(torch: Any, x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat([-b, a], dim=-1)
+def _rotate_half(x: np.ndarray) -> np.ndarray:
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)

@@ -38,7 +38,6 @@ raise by at most ``K * STOP_P``.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -139,8 +138,8 @@ class ActivationMatching:
         "residual stream, folded norms, permuted units and heads and rescaled SwiGLU units, "
         "which hide a copy from weight-space checks. The p-value is approximate (phi_MATCH "
         "behaves like one empirically). Needs both models' weights, a forward implementation "
-        "of the family (llama, mistral, qwen2, qwen3, gemma 1-3; dense MLPs) and torch "
-        "(pip install 'modelprint[activations]'); blind to MLPs re-trained from scratch."
+        "of the family (llama, mistral, qwen2, qwen3, gemma 1-3; dense MLPs); blind to MLPs "
+        "re-trained from scratch."
     )
 
     def compute(self, a: ModelView, b: ModelView, options: dict[str, Any]) -> Evidence:
@@ -268,8 +267,8 @@ def _all_layers(run: Any) -> Iterator[LayerActivations]:
 
 
 def _run(view: ModelView, spec: Any, ids: list[int]) -> Any:
-    """One model's forward on the probe, through the activation cache (the forward itself,
-    and torch, only when a layer is not cached)."""
+    """One model's forward on the probe, through the activation cache (the forward itself
+    only when a layer is not cached)."""
     from modelprint.activations.cache import CachedRun, run_key
     from modelprint.activations.forward import DecoderRun, bos_id
 
@@ -311,9 +310,6 @@ def _prepare(a: ModelView, b: ModelView, options: dict[str, Any]) -> _Setup | st
     if len(probe) < need:
         return (f"only {len(probe)} probe tokens are spelled by tokens both vocabularies hold "
                 f"({probe.shared_vocabulary} shared token strings); at least {need} needed")
-    if importlib.util.find_spec("torch") is None:   # the optional extra; imported on need
-        return ("torch is not installed: activations need a forward pass "
-                "(pip install 'modelprint[activations]')")
     runs = tuple(_run(view, spec, ids) for view, spec, ids in
                  ((a, specs[0], probe.ids_a), (b, specs[1], probe.ids_b)))
     approx = [f"candidate: {x}" for x in specs[0].approximations] + \
