@@ -8,10 +8,10 @@ the fingerprint the checks read (tensor hashes, std curves, weight sketches).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+import blake3
 import numpy as np
 
 from modelprint.arch.base import ArchInfo
@@ -61,7 +61,7 @@ def write_fp(path: Path, w: Weights, name: str | None = None) -> Path:
             role=role, layer=layer, expert=None, tensor=f"model.layers.{layer}.{role}.weight",
             shape=list(m.shape), dtype="F32", count=int(m.size), mean=float(m.mean()),
             std=float(m.std(ddof=1)), l2=float(np.linalg.norm(m)),
-            sha256=hashlib.sha256(m32.tobytes()).hexdigest()))
+            blake3=blake3.blake3(m32.tobytes()).hexdigest()))
         curves.setdefault(role, {"std": [None] * layers})["std"][layer] = float(m.std(ddof=1))
         matrix[slot_key(role, layer, None)] = entry_from_matrix(m32)
     fp = Fingerprint(model=ModelInfo(reference=name or path.name, kind="fingerprint"),

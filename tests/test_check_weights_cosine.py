@@ -27,16 +27,22 @@ def weights(seed: int, layers: int = 3) -> dict[tuple[str, int], np.ndarray]:
             for layer in range(layers) for role, shape in ROLES.items()}
 
 
-def view(ws: dict[tuple[str, int], np.ndarray], name: str, hashes: bool = True) -> ModelView:
+def view(ws: dict[tuple[str, int], np.ndarray], name: str, hashes: bool = True,
+         algorithm: str = "blake3") -> ModelView:
     import hashlib
+
+    import blake3
+
+    def digest(w: np.ndarray) -> str:
+        raw = w.astype(np.float32).tobytes()
+        return (blake3.blake3(raw) if algorithm == "blake3" else hashlib.sha256(raw)).hexdigest()
 
     arch = ArchInfo(family="llama", num_layers=1 + max(k[1] for k in ws), hidden_size=96,
                     num_heads=4, num_kv_heads=4, head_dim=16)
     tensors = [TensorStat(role=r, layer=layer, expert=None, tensor=f"{r}.{layer}",
                           shape=list(w.shape), dtype="F32", count=w.size, mean=float(w.mean()),
                           std=float(w.std(ddof=1)), l2=float(np.linalg.norm(w)),
-                          sha256=hashlib.sha256(w.astype(np.float32).tobytes()).hexdigest()
-                          if hashes else "")
+                          **{algorithm: digest(w) if hashes else ""})
                for (r, layer), w in ws.items()]
     sk = {"version": 1,
           "matrix": {slot_key(r, layer, None): entry_from_matrix(w)
@@ -96,6 +102,24 @@ def test_identity_finds_byte_identical_tensors() -> None:
     ev = IDENTITY.compute(view(copy, "c"), view(base, "b"), {})
     assert ev.indicates_derivation is True and ev.details["kind"] == "exact"
     assert ev.details["exact_matches"][0]["candidate"] == ["mlp.up layer 1"]
+
+
+def test_identity_never_matches_digests_of_different_algorithms() -> None:
+    """A fingerprint from before format /3 (sha256 tensor digests) against a new one (BLAKE3):
+    byte identity cannot be checked and the summary says so; a whole copy is still found
+    through the aligned samples."""
+    base = weights(1)
+    copy = dict(weights(2))
+    copy[("mlp.up", 1)] = base[("mlp.up", 1)]
+    ev = IDENTITY.compute(view(copy, "c"), view(base, "b", algorithm="sha256"), {})
+    assert ev.details["exact_match_count"] == 0 and ev.details["byte_identity_checked"] is False
+    assert ev.details["digest_algorithms"] == {"candidate": ["blake3"], "reference": ["sha256"]}
+    assert "re-create the older fingerprint" in (ev.summary or "")
+    same = IDENTITY.compute(view(base, "c"), view(base, "b", algorithm="sha256"), {})
+    assert same.indicates_derivation is True and same.details["kind"] == "near"
+    both_old = IDENTITY.compute(view(copy, "c", algorithm="sha256"),
+                                view(base, "b", algorithm="sha256"), {})
+    assert both_old.details["kind"] == "exact" and both_old.details["byte_identity_checked"]
 
 
 def test_identity_finds_a_quantised_copy_and_not_an_independent_model() -> None:

@@ -114,18 +114,24 @@ def _tensor_bytes(files: list[Path]) -> dict[str, bytes]:
     return out
 
 
-def test_tensor_sha256_once_per_stored_tensor(tmp_path: Path) -> None:
-    """GPT-2's fused c_attn feeds q, k and v: all three carry the one tensor's digest."""
+def test_tensor_digest_once_per_stored_tensor(tmp_path: Path) -> None:
+    """GPT-2's fused c_attn feeds q, k and v: all three carry the one tensor's BLAKE3 digest;
+    the weight files keep their sha256."""
+    import blake3
+
     m = make_model(tmp_path, "gpt2", dtype="BF16", sharded=True)
     fp = _fingerprint(m.path)
     raw = _tensor_bytes(m.files)
     for t in fp.tensors:
-        assert t.sha256 == hashlib.sha256(raw[t.tensor]).hexdigest(), t.tensor
+        assert t.blake3 == blake3.blake3(raw[t.tensor]).hexdigest(), t.tensor
+        assert t.digest == f"blake3:{t.blake3}" and not t.sha256
     fused = [t for t in fp.tensors if t.tensor.endswith("h.0.attn.c_attn.weight")]
     assert {t.role for t in fused} == {"attn.q", "attn.k", "attn.v"}
-    others = {o["tensor"]: o["sha256"] for o in fp.metadata["other_tensors"]}
+    others = {o["tensor"]: o["blake3"] for o in fp.metadata["other_tensors"]}
     for name, digest in others.items():
-        assert digest == hashlib.sha256(raw[name]).hexdigest()
+        assert digest == blake3.blake3(raw[name]).hexdigest()
+    for f in m.files:
+        assert fp.model.files[f.name] == hashlib.sha256(f.read_bytes()).hexdigest()
     assert set(others) | {t.tensor for t in fp.tensors} == set(raw)
 
 
@@ -181,11 +187,15 @@ def test_format_2_is_written_format_1_is_read_newer_sketches_are_refused(
     fp = _fingerprint(m.path)
     fp.save(tmp_path / "new.fp.json")
     doc = json.loads((tmp_path / "new.fp.json").read_text())
-    assert doc["format"] == "modelprint.fingerprint/2"
+    assert doc["format"] == "modelprint.fingerprint/3"
+    assert all("blake3" in t and "sha256" not in t for t in doc["tensors"])
     assert doc["sketches"]["version"] == SKETCH_VERSION and doc["sketches"]["projection"]
-    # a /1 file from an older modelprint, without sketches: read, curves intact
+    # a /1 file from an older modelprint, without sketches and with sha256 tensor digests:
+    # read, curves intact
     old = {k: v for k, v in doc.items() if k != "sketches"}
     old["format"] = "modelprint.fingerprint/1"
+    old["tensors"] = [{**{k: v for k, v in t.items() if k != "blake3"}, "sha256": "ab" * 32}
+                      for t in doc["tensors"]]
     (tmp_path / "old.fp.json").write_text(json.dumps(old))
     back = Fingerprint.load(tmp_path / "old.fp.json")
     assert back.curve("attn.q") == fp.curve("attn.q") and not back.sketches
@@ -240,3 +250,22 @@ def test_every_read_of_the_sketch_pass_counts_towards_releasing_mapped_pages(
     assert len(touched) > 5 and len(calls) >= len(touched)
     for key in ("tensors", "curves", "sketches"):
         assert fp[key] == plain[key]
+
+
+def test_a_library_entry_stored_before_format_3_still_knows_its_weights(tmp_path: Path) -> None:
+    """``identify --weights`` asks whether a folder still holds the weights an entry was built
+    from. An entry stored with sha256 tensor digests (format /2) cannot be compared digest by
+    digest with a fresh BLAKE3 fingerprint, so the weight files' sha256 decide."""
+    from modelprint.library.identify import same_weights
+
+    m = make_model(tmp_path / "a", "llama", dtype="BF16")
+    other = make_model(tmp_path / "b", "llama", dtype="BF16", seed=5)
+    fresh, fresh_other = _fingerprint(m.path), _fingerprint(other.path)
+    doc = fresh.to_json()
+    doc["format"] = "modelprint.fingerprint/2"
+    doc["tensors"] = [{**{k: v for k, v in t.items() if k != "blake3"}, "sha256": "cd" * 32}
+                      for t in doc["tensors"]]
+    stored = Fingerprint.from_json(doc)
+    assert stored.tensors[0].digest == "sha256:" + "cd" * 32
+    assert same_weights(fresh, stored) and not same_weights(fresh_other, stored)
+    assert same_weights(fresh, fresh) and not same_weights(fresh_other, fresh)

@@ -78,7 +78,7 @@ def test_identity_lists_byte_identical_tensors_and_marks_the_threshold() -> None
             for r in elements(t, "tr") if elements(r, "td")]
     assert len(rows) == len(d["exact_matches"]) > 0
     for row, m in zip(rows, d["exact_matches"], strict=True):
-        assert m["candidate"][0] in text_of(row) and m["sha256"][:12] in text_of(row)
+        assert m["candidate"][0] in text_of(row) and m["digest"][:19] in text_of(row)
     assert kv(sec)["byte-identical tensors"].startswith(f"{d['exact_match_count']} — ")
     (chart,) = svgs(sec, "dot-rows")
     assert len(dots(chart)) == len(d["per_matrix"])
@@ -246,7 +246,7 @@ ODD = [
      "per_expert": 5, "similarity_matrix": "no"},
     {"per_matrix": [None, 3, {"role": None, "z": "a", "relative_difference": -1},
                     {"role": HOSTILE, "layer_a": HOSTILE, "z": 1e400, "cosine": None}],
-     "exact_matches": [None, {"candidate": "abc", "reference": [None, 3], "sha256": 5}],
+     "exact_matches": [None, {"candidate": "abc", "reference": [None, 3], "digest": 5}],
      "exact_match_count": "many", "hashed_tensors": {"candidate": None}, "matrices": 0,
      "by_role": {HOSTILE: "x", "attn.q": 0.5}},
     {"per_layer": [None, {"layer_a": HOSTILE, "rho": "x", "log10_p": -1e400},

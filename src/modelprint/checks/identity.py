@@ -1,9 +1,11 @@
 """identity: byte-identical tensors, and near-identical ones after dequantisation.
 
 Two independently trained models never share a non-constant tensor bit for bit; a copied one
-does. The fingerprint keeps a sha256 of every stored tensor's bytes, so exact copies are found
-by hash. A quantised or lightly perturbed copy changes every byte, so the aligned weight
-sketches are also compared: a matrix whose relative difference ``||A - B|| / ||B||`` is below
+does. The fingerprint keeps a digest of every stored tensor's bytes (BLAKE3; sha256 in
+fingerprints before format /3), so exact copies are found by hash; digests of different
+algorithms never match, and the check says so when the two fingerprints hold different ones.
+A quantised or lightly perturbed copy changes every byte, so the aligned weight sketches are
+also compared: a matrix whose relative difference ``||A - B|| / ||B||`` is below
 ``near_threshold`` (default 0.1; Q4 quantisation gives ~0.05-0.1, Q8_0 ~0.005, independent
 models ~1.4) is a near-identical copy.
 
@@ -27,10 +29,14 @@ from modelprint.fingerprint.model import Fingerprint, TensorStat
 def _hashes(fp: Fingerprint, min_elements: int) -> dict[str, list[TensorStat]]:
     out: dict[str, list[TensorStat]] = {}
     for t in fp.tensors:
-        if t.count < min_elements or not (t.std and t.std > 0.0) or not t.sha256:
+        if t.count < min_elements or not (t.std and t.std > 0.0) or not t.digest:
             continue
-        out.setdefault(t.sha256, []).append(t)
+        out.setdefault(t.digest, []).append(t)
     return out
+
+
+def _algorithms(hashes: dict[str, list[TensorStat]]) -> set[str]:
+    return {h.split(":", 1)[0] for h in hashes}
 
 
 def _label(t: TensorStat) -> str:
@@ -47,7 +53,7 @@ class Identity:
         "min_near_fraction": 0.5,
     }
     description: ClassVar[str] = (
-        "Tensors whose stored bytes are identical (sha256), and matrices that are "
+        "Tensors whose stored bytes are identical (same BLAKE3 digest), and matrices that are "
         "near-identical after dequantisation (small relative difference on aligned samples): "
         "an exact or quantised copy. Constant and tiny tensors are ignored. Says nothing about "
         "models trained further after copying; weights_cosine covers those."
@@ -60,7 +66,7 @@ class Identity:
         ha, hb = _hashes(a.fingerprint, min_el), _hashes(b.fingerprint, min_el)
         shared = sorted(set(ha) & set(hb))
         exact: list[dict[str, Any]] = [
-            {"sha256": h, "candidate": sorted({_label(t) for t in ha[h]}),
+            {"digest": h, "candidate": sorted({_label(t) for t in ha[h]}),
              "reference": sorted({_label(t) for t in hb[h]}), "elements": ha[h][0].count}
             for h in shared]
         rel: list[dict[str, Any]] = []
@@ -70,6 +76,8 @@ class Identity:
                 continue
             rel.append({"role": pair.role, "layer": pair.layer_a, "expert": pair.expert,
                         "relative_difference": float(np.linalg.norm(pair.a - pair.b) / nb)})
+        alg_a, alg_b = _algorithms(ha), _algorithms(hb)
+        unhashable = bool(alg_a and alg_b and not alg_a & alg_b)
         comparable = len(ha) + len(rel)
         if comparable == 0:
             return Evidence.not_applicable(self.name, self.strength,
@@ -88,6 +96,10 @@ class Identity:
         else:
             summary = ("no identical or near-identical tensors"
                        + (f" (median relative difference {median_rel:.2f})" if rel else ""))
+        if unhashable:
+            summary += (f"; byte identity not checked: the candidate's tensor digests are "
+                        f"{'/'.join(sorted(alg_a))}, the reference's {'/'.join(sorted(alg_b))} "
+                        "(re-create the older fingerprint)")
         return Evidence(
             check=self.name, strength=self.strength, applicable=True,
             score=float(len(exact)) if is_exact else near_frac,
@@ -99,6 +111,8 @@ class Identity:
                 "exact_match_count": len(exact),
                 "hashed_tensors": {"candidate": sum(len(v) for v in ha.values()),
                                    "reference": sum(len(v) for v in hb.values())},
+                "digest_algorithms": {"candidate": sorted(alg_a), "reference": sorted(alg_b)},
+                "byte_identity_checked": not unhashable,
                 "near_fraction": near_frac,
                 "median_relative_difference": median_rel,
                 "per_matrix": rel,

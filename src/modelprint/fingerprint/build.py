@@ -3,10 +3,10 @@
 Everything later (checks, audits, reports) reads models through this. The pass visits every
 role slot once, block by block in the stored precision (:mod:`.stats`), so peak memory is a
 few row blocks whatever the model size -- never a whole tensor in float64. While the main
-thread counts bit patterns, worker threads (``HASH_THREADS``) compute the sha256 of every
-stored tensor's bytes (once per stored tensor, even when it is split into q/k/v) and, when
-the caller does not already know them, of every weight file: ``hashlib`` releases the GIL,
-so hashing runs beside the statistics.
+thread counts bit patterns, worker threads (``HASH_THREADS``) compute the BLAKE3 digest of
+every stored tensor's bytes (once per stored tensor, even when it is split into q/k/v) and,
+when the caller does not already know them, the sha256 of every weight file: ``hashlib`` and
+``blake3`` release the GIL, so hashing runs beside the statistics.
 
 What is stored, per :mod:`.model`:
 
@@ -24,13 +24,13 @@ What is stored, per :mod:`.model`:
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import blake3
 import numpy as np
 
 from modelprint import __version__
@@ -207,7 +207,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
         file_jobs: dict[Path, Future[str]] = {
             f: pool.submit(file_sha256, f, use_memo) for f in weight_files if f not in known}
         tensor_jobs: dict[str, Future[str]] = {
-            name: pool.submit(_tensor_sha, source, name, releaser) for name in order}
+            name: pool.submit(_tensor_digest, source, name, releaser) for name in order}
         total = sum(tensors[n].nbytes for n in order)
         bar = _Progress(total, f"fingerprint {Path(source.reference).name[:40]}", progress)
         try:
@@ -215,7 +215,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
                 source, arch, slots, tensors, bar, releaser)
             sketches = compute_sketches(_CountingSource(source, releaser), arch, slots)
             documents = _documents(source)
-            tensor_sha = {n: job.result() for n, job in tensor_jobs.items()}
+            tensor_digest = {n: job.result() for n, job in tensor_jobs.items()}
             known.update({f: job.result() for f, job in file_jobs.items()})
             releaser.now()
             bar.update(total - (bar.bar.n if bar.bar is not None else 0))
@@ -227,7 +227,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
             bar.close()
 
     for t in stats:
-        t.sha256 = tensor_sha[t.tensor]
+        t.blake3 = tensor_digest[t.tensor]
     used = {s.tensor for s in slots}
     meta = _small_metadata(source.metadata())
     fp_meta: dict[str, Any] = {
@@ -236,7 +236,7 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
         "model_vectors": model_vectors,
         "other_tensors": [
             {"tensor": n, "shape": list(tensors[n].shape), "dtype": tensors[n].dtype,
-             "sha256": tensor_sha[n]} for n in sorted(order) if n not in used],
+             "blake3": tensor_digest[n]} for n in sorted(order) if n not in used],
     }
     files = {relative_name(f, source.root): known[f] for f in weight_files}
     model = ModelInfo(reference=source.reference, kind=reference_kind(source.reference),
@@ -246,17 +246,18 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
                        documents=documents, metadata=fp_meta, sketches=sketches)
 
 
-def _tensor_sha(source: ModelSource, name: str, releaser: PageReleaser) -> str:
-    h = hashlib.sha256()
+def _tensor_digest(source: ModelSource, name: str, releaser: PageReleaser) -> str:
+    """BLAKE3 of the tensor's stored bytes (fingerprint format /3; see ``model.py``)."""
+    h = blake3.blake3()
     for chunk in source.iter_raw_bytes(name):
         h.update(chunk)
         releaser.add(len(chunk))
     return h.hexdigest()
 
 
-#: Hashing threads. Every stored byte gets two sha256 digests when the files are new (the
-#: file's, for provenance and the cache key; its tensor's, for identity), and sha256 runs at
-#: ~1.4-1.8 GB/s per core: with one thread the digests were the build's long pole
+#: Hashing threads. Every stored byte gets two digests when the files are new (the file's
+#: sha256, for provenance and the cache key, at ~1.4-1.8 GB/s per core; its tensor's BLAKE3,
+#: for identity, at ~4.6 GB/s): with one thread the digests were the build's long pole
 #: (benchmarks/peers/RESULTS.md). Two let the file and the tensor digests run side by side
 #: with the statistics; the three threads then share the two cores.
 HASH_THREADS = 2
@@ -284,7 +285,7 @@ def _stats_pass(source: ModelSource, arch: ArchInfo, slots: list[RoleSlot],
         stats.append(TensorStat(
             role=slot.role, layer=slot.layer, expert=slot.expert, tensor=slot.tensor,
             shape=slot_shape(info, slot), dtype=info.dtype, count=m.count, mean=m.mean,
-            std=m.std, l2=m.l2, sha256=""))
+            std=m.std, l2=m.l2))
         if slot.layer is not None:
             parts.setdefault((slot.role, slot.layer), []).append(
                 (-1 if slot.expert is None else slot.expert, m))

@@ -153,14 +153,16 @@ def arch_bound(arch: dict[str, Any]) -> int:
 
 
 # -- sections -------------------------------------------------------------------------------
-def validate(data: dict[str, Any], where: str) -> None:
-    """Check every known section of a parsed fingerprint; raise on the first violation."""
+def validate(data: dict[str, Any], where: str, digest: str = "blake3") -> None:
+    """Check every known section of a parsed fingerprint; raise on the first violation.
+    ``digest``: the tensors' digest field of the file's format (``blake3``, or ``sha256``
+    before format /3)."""
     c = _Check(where)
     _model(c, data.get("model"))
     arch = _architecture(c, data.get("architecture"))
     bound = arch_bound(arch)
     layers = arch["num_layers"]
-    _tensors(c, data.get("tensors", []), layers, bound)
+    _tensors(c, data.get("tensors", []), layers, bound, digest)
     _curves(c, data.get("curves", {}), layers)
     _vectors(c, data.get("vectors", {}), layers, bound, arch["hidden_size"])
     _documents(c, data.get("documents", {}))
@@ -205,18 +207,19 @@ def _architecture(c: _Check, value: Any) -> dict[str, Any]:
 
 
 #: Every field of a ``TensorStat`` (``null`` is allowed where noted below, absence is not).
+#: The digest field (``blake3`` or ``sha256``, by format) is required besides these.
 _TENSOR_FIELDS = ("role", "layer", "expert", "tensor", "shape", "dtype", "count", "mean", "std",
-                  "l2", "sha256")
+                  "l2")
 
 
-def _tensors(c: _Check, value: Any, layers: int, bound: int) -> None:
+def _tensors(c: _Check, value: Any, layers: int, bound: int, digest: str) -> None:
     for i, t in enumerate(c.array(value, "tensors")):
         at = f"tensors[{i}]"
         t = c.obj(t, at)
-        missing = [k for k in _TENSOR_FIELDS if k not in t]
+        missing = [k for k in (*_TENSOR_FIELDS, digest) if k not in t]
         if missing:
             raise c.fail(at, f"missing field {missing[0]!r}")
-        for name in ("role", "tensor", "dtype", "sha256"):
+        for name in ("role", "tensor", "dtype", digest):
             c.text(t.get(name), f"{at}.{name}", max_len=4096)
         c.integer(t.get("layer"), f"{at}.layer", 0, max(layers - 1, 0), optional=True)
         c.integer(t.get("expert"), f"{at}.expert", 0, MAX_EXPERTS, optional=True)

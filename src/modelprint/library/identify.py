@@ -178,7 +178,7 @@ class LibraryLoader:
             except InputError as exc:
                 self.fingerprint_only[name] = f"weights not at hand ({exc})"
             else:
-                if _tensor_hashes(view.fingerprint) == _tensor_hashes(stored):
+                if same_weights(view.fingerprint, stored):
                     return view
                 self.fingerprint_only[name] = (f"{entry.reference} no longer holds the "
                                                "weights the entry was built from")
@@ -186,7 +186,18 @@ class LibraryLoader:
 
 
 def _tensor_hashes(fp: Fingerprint) -> set[tuple[str, int | None, int | None, str]]:
-    return {(t.role, t.layer, t.expert, t.sha256) for t in fp.tensors}
+    return {(t.role, t.layer, t.expert, t.digest) for t in fp.tensors}
+
+
+def same_weights(fresh: Fingerprint, stored: Fingerprint) -> bool:
+    """Whether a folder still holds the weights a stored entry was built from: every tensor's
+    digest, or -- for an entry stored before format /3 (sha256 tensor digests, the fresh one
+    has BLAKE3) -- every weight file's sha256."""
+    a, b = _tensor_hashes(fresh), _tensor_hashes(stored)
+    if {d.split(":", 1)[0] for *_, d in a} == {d.split(":", 1)[0] for *_, d in b}:
+        return a == b
+    return bool(fresh.model.files) and sorted(fresh.model.files.values()) == sorted(
+        stored.model.files.values())
 
 
 def decisive_checks(engine: Engine) -> dict[str, dict[str, Any]]:
