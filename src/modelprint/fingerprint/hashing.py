@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from modelprint import realmodels
+from modelprint.memo import file_signature
 
 #: Read size for whole-file hashing.
 FILE_CHUNK = 16 * 1024 * 1024
@@ -47,13 +48,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _signature(path: Path) -> tuple[str, str]:
-    st = path.stat()
-    real = str(path.resolve())
-    sig = f"{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_dev}"
-    return real, hashlib.sha256(sig.encode()).hexdigest()
-
-
 def _memo_dir() -> Path:
     d = realmodels.cache_dir() / "filehash"
     d.mkdir(parents=True, exist_ok=True)
@@ -63,7 +57,7 @@ def _memo_dir() -> Path:
 def memo_lookup(path: Path) -> str | None:
     """The remembered sha256 of ``path`` if the file is unchanged since it was hashed."""
     try:
-        _, key = _signature(path)
+        _, key = file_signature(path)
         data = json.loads((_memo_dir() / f"{key}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
@@ -73,7 +67,7 @@ def memo_lookup(path: Path) -> str | None:
 
 def memo_store(path: Path, digest: str) -> None:
     try:
-        real, key = _signature(path)
+        real, key = file_signature(path)
         d = _memo_dir()
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".memo.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -17,6 +17,7 @@ from typing import Any
 from modelprint._jsonlimits import check_depth
 from modelprint.errors import ModelFileError
 from modelprint.limits import MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_VOCAB
+from modelprint.memo import file_signature, load_strings, store_strings
 from modelprint.refs import is_pickle_name
 
 #: Largest non-weight file listed by ``repo_files`` (licenses and cards are small).
@@ -124,36 +125,49 @@ def read_vocabulary(folder: Path, trusted_root: Path | None = None) -> list[str]
     trusted = trusted_root or folder
     tok = folder / "tokenizer.json"
     if tok.is_file() and inside(tok, trusted):
-        data = load_json_file(tok, "tokenizer.json")
-        by_id: dict[int, str] = {}
-        model = data.get("model")
-        vocab = model.get("vocab") if isinstance(model, dict) else None
-        if isinstance(vocab, dict):
-            for token, idx in vocab.items():
-                if isinstance(idx, int) and not isinstance(idx, bool):
-                    by_id[idx] = str(token)
-        elif isinstance(vocab, list):
-            for idx, item in enumerate(vocab):
-                if isinstance(item, list) and item:
-                    by_id[idx] = str(item[0])
-                elif isinstance(item, str):
-                    by_id[idx] = item
-        added_tokens = data.get("added_tokens")
-        for added in added_tokens if isinstance(added_tokens, list) else []:
-            if isinstance(added, dict) and isinstance(added.get("id"), int):
-                by_id.setdefault(added["id"], str(added.get("content", "")))
-        if by_id:
-            top = max(by_id)
-            if min(by_id) < 0 or top >= MAX_VOCAB:
-                raise ModelFileError(tok, f"token id {top if top >= MAX_VOCAB else min(by_id)} "
-                                          "out of range")
-            out = [""] * (top + 1)
-            for idx, token in by_id.items():
-                out[idx] = token
-            return out
+        key = file_signature(tok)[1]
+        vocab = load_strings("vocabulary", key, MAX_VOCAB)
+        if vocab is None:
+            vocab = _tokenizer_vocabulary(tok) or []
+            store_strings("vocabulary", key, vocab)
+        if vocab:
+            return vocab
     txt = folder / "vocab.txt"
     if txt.is_file() and inside(txt, trusted):
         if txt.stat().st_size > MAX_JSON_BYTES:
             raise ModelFileError(txt, "vocab.txt is too large")
         return txt.read_text(encoding="utf-8", errors="replace").splitlines()
+    return None
+
+
+def _tokenizer_vocabulary(tok: Path) -> list[str] | None:
+    """Token strings by id of one ``tokenizer.json`` (remembered per file by
+    :func:`read_vocabulary`, :mod:`modelprint.memo`: parsing it was ~0.1 s of every warm run)."""
+    data = load_json_file(tok, "tokenizer.json")
+    by_id: dict[int, str] = {}
+    model = data.get("model")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    if isinstance(vocab, dict):
+        for token, idx in vocab.items():
+            if isinstance(idx, int) and not isinstance(idx, bool):
+                by_id[idx] = str(token)
+    elif isinstance(vocab, list):
+        for idx, item in enumerate(vocab):
+            if isinstance(item, list) and item:
+                by_id[idx] = str(item[0])
+            elif isinstance(item, str):
+                by_id[idx] = item
+    added_tokens = data.get("added_tokens")
+    for added in added_tokens if isinstance(added_tokens, list) else []:
+        if isinstance(added, dict) and isinstance(added.get("id"), int):
+            by_id.setdefault(added["id"], str(added.get("content", "")))
+    if by_id:
+        top = max(by_id)
+        if min(by_id) < 0 or top >= MAX_VOCAB:
+            raise ModelFileError(tok, f"token id {top if top >= MAX_VOCAB else min(by_id)} "
+                                      "out of range")
+        out = [""] * (top + 1)
+        for idx, token in by_id.items():
+            out[idx] = token
+        return out
     return None

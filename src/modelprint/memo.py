@@ -1,0 +1,67 @@
+"""Small derived values remembered across processes, in the user cache directory.
+
+Why: a warm ``compare`` should not redo per-model work whose inputs did not change. Two such
+values were ~0.25 s of a warm compare of a SmolLM2 pair: the token strings parsed out of a
+``tokenizer.json`` (a 2-3 MB JSON document, parsed with duplicate-key checks) and their
+canonical spellings (one decode per token). Each is a list of strings, remembered as a small
+JSON file under ``<cache dir>/memo/<kind>/<key>.json``:
+
+* keyed by a *file signature* (resolved path, size, mtime_ns, inode, device -- what the
+  weight-file digest memo of :mod:`modelprint.fingerprint.hashing` uses): any rewrite, copy or
+  ``touch`` of the file changes the key, so a stale entry is never read;
+* or by a *content key* (a sha256 over the input itself) for values derived from data.
+
+Entries are written atomically and read defensively: anything that is not a list of at most
+``max_items`` strings is ignored and recomputed, never trusted. A cache that cannot be
+written (read-only, full) only costs the recomputation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from modelprint import realmodels
+from modelprint._atomic import atomic_write_text
+
+
+def file_signature(path: Path) -> tuple[str, str]:
+    """``(resolved path, sha256 of path|size|mtime_ns|inode|device)`` of an existing file."""
+    st = path.stat()
+    real = str(path.resolve())
+    sig = f"{real}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_dev}"
+    return real, hashlib.sha256(sig.encode()).hexdigest()
+
+
+def content_key(items: list[str]) -> str:
+    """A sha256 naming a list of strings exactly (NUL cannot occur in a JSON-decoded token
+    without being escaped, and the length is part of the key)."""
+    h = hashlib.sha256(f"{len(items)}\0".encode())
+    for s in items:
+        h.update(s.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _path(kind: str, key: str) -> Path:
+    return realmodels.cache_dir() / "memo" / kind / f"{key}.json"
+
+
+def load_strings(kind: str, key: str, max_items: int) -> list[str] | None:
+    """The remembered list, or None (absent, unreadable or not a list of strings)."""
+    try:
+        data = json.loads(_path(kind, key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or len(data) > max_items or \
+            not all(isinstance(s, str) for s in data):
+        return None
+    return data
+
+
+def store_strings(kind: str, key: str, items: list[str]) -> None:
+    try:
+        atomic_write_text(_path(kind, key), json.dumps(items, ensure_ascii=False))
+    except (OSError, UnicodeEncodeError):
+        return  # the memo is an optimisation; a read-only cache must not fail the run
