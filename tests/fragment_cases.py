@@ -62,8 +62,8 @@ def evidence(check: str, case: str) -> dict[str, Any]:
     """The result-JSON evidence of ``check`` on the synthetic pair ``case``.
 
     identity / weights_cosine: exact, near, tuned, independent; embedding_alignment: derived,
-    permuted, independent; mlp_matching: derived, experts (two MoE models, fine-tuned),
-    independent; moe_upcycling: copies,
+    permuted, independent; mlp_matching: derived (every layer), stopped (the same pair, stopped
+    early), experts (two MoE models, fine-tuned), independent; moe_upcycling: copies,
     slices (shuffled 1/2 slices), independent."""
     opts = {"alpha": ALPHA}
     if check in ("identity", "weights_cosine"):
@@ -77,8 +77,10 @@ def evidence(check: str, case: str) -> dict[str, Any]:
         a, b = embed_view(m, "candidate"), embed_view(p, "reference")
     elif check == "mlp_matching":
         base = dense(1) if case != "experts" else _as_moe(dense(1, layers=2), 3, seed=50)
-        cand = {"derived": lambda: noisy(base, 3), "experts": lambda: noisy(base, 7),
-                "independent": lambda: dense(2)}[case]()
+        cand = {"derived": lambda: noisy(base, 3), "stopped": lambda: noisy(base, 3),
+                "experts": lambda: noisy(base, 7), "independent": lambda: dense(2)}[case]()
+        # "derived" draws every layer pair; "stopped" is what a real derived pair shows
+        opts["early_stop"] = case == "stopped"
         a, b = unit_view(cand, "candidate"), unit_view(base, "reference")
     elif check == "moe_upcycling":
         base = dense(1)
@@ -96,7 +98,7 @@ CASES = [("identity", "exact"), ("identity", "near"), ("identity", "independent"
          ("weights_cosine", "tuned"), ("weights_cosine", "independent"),
          ("embedding_alignment", "derived"), ("embedding_alignment", "permuted"),
          ("embedding_alignment", "independent"),
-         ("mlp_matching", "derived"), ("mlp_matching", "experts"),
+         ("mlp_matching", "derived"), ("mlp_matching", "stopped"), ("mlp_matching", "experts"),
          ("mlp_matching", "independent"),
          ("moe_upcycling", "copies"), ("moe_upcycling", "slices"),
          ("moe_upcycling", "independent")]

@@ -8,6 +8,7 @@ fingerprint-only path are exercised without weight files. Helpers are reused by
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -178,6 +179,28 @@ def test_different_widths_without_shared_tokens_is_not_applicable() -> None:
     assert not ev.applicable and "align" in (ev.reason or "")
 
 
+def test_a_copy_stops_early_with_a_corrected_p_and_an_independent_model_never_does() -> None:
+    """The sequential rule (unit_matching.EarlyStop): a fine-tune is beyond doubt after a few
+    layers; the p-value reported is the interim one times the number of layer pairs."""
+    base = dense(1, layers=6)
+    tuned = noisy(base, 7)
+    quick, whole = run(tuned, base), run(tuned, base, early_stop=False)
+    lc = quick.details["layers_compared"]
+    assert lc["early_stop"] is True and lc["compared"] < lc["of"] == 6
+    assert len(quick.details["per_layer"]) == lc["compared"]
+    assert quick.indicates_derivation is whole.indicates_derivation is True
+    assert whole.details["layers_compared"] == {**lc, "compared": 6, "early_stop": False}
+    # the reported p: the first layers' combination, times 6
+    first = run(tuned, base, early_stop=False,
+                layer_map=[[i, i] for i in range(lc["compared"])])
+    for arm in ("order_test", "consistency_test"):
+        assert quick.details[arm]["log10_p"] == pytest.approx(
+            min(0.0, first.details[arm]["log10_p"] + math.log10(6)))
+    other = run(dense(2, layers=6), base)
+    assert other.details["layers_compared"]["early_stop"] is False
+    assert other.details["layers_compared"]["compared"] == 6
+
+
 def test_dropped_layers_are_aligned_by_depth_and_still_detected() -> None:
     base = dense(1, layers=6)
     kept = [0, 1, 4, 5]
@@ -186,7 +209,7 @@ def test_dropped_layers_are_aligned_by_depth_and_still_detected() -> None:
     for new, old in enumerate(kept):
         for role in ("mlp.up", "mlp.gate", "mlp.down"):
             dropped[(role, new, None)] = tuned[(role, old, None)]
-    ev = run(dropped, base)
+    ev = run(dropped, base, early_stop=False)   # every layer pair, to see the alignment
     assert ev.indicates_derivation is True
     assert [(r["layer_a"], r["layer_b"]) for r in ev.details["per_layer"]] == \
         list(enumerate(kept))

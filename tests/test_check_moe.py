@@ -106,13 +106,25 @@ def test_sketches_compare_copied_experts_but_not_slices() -> None:
     assert not slices.applicable and "full weights" in (slices.reason or "")
 
 
+def test_an_upcycled_model_stops_after_a_few_layers() -> None:
+    """Every expert of a layer is matched against the dense FFN: most of the check's cost on a
+    real MoE. An upcycle is beyond doubt after a few layers (unit_matching.EarlyStop)."""
+    base = dense(1, layers=6)
+    quick, whole = run(upcycle(base, 3), base), run(upcycle(base, 3), base, early_stop=False)
+    lc = quick.details["layers_compared"]
+    assert lc["early_stop"] is True and lc["compared"] < 6 and lc["of"] == 6
+    assert {r["layer_a"] for r in quick.details["per_expert"]} == set(range(lc["compared"]))
+    assert quick.indicates_derivation is whole.indicates_derivation is True
+    assert whole.details["layers_compared"]["compared"] == 6
+
+
 def test_depth_alignment_pairs_moe_layers_with_their_dense_parents() -> None:
     base = dense(1, layers=6)
     moe = upcycle(base, 3)
     dropped: Weights = {k: w for k, w in moe.items() if k[1] is None}
     for new, old in enumerate([0, 1, 2, 5]):
         dropped.update({(r, new, e): w for (r, lay, e), w in moe.items() if lay == old})
-    ev = run(dropped, base)
+    ev = run(dropped, base, early_stop=False)   # every layer pair, to see the alignment
     assert ev.indicates_derivation is True
     assert sorted({(r["layer_a"], r["layer_b"]) for r in ev.details["per_expert"]}) == \
         [(0, 0), (1, 1), (2, 2), (3, 5)]
@@ -146,7 +158,8 @@ def test_dense_candidate_against_an_upcycled_reference_is_tested_the_other_way()
     assert "reference experts" in ev.summary and "candidate's dense FFN" in ev.summary
     assert ev.details["consistency_test"]["log10_p"] < -20
     mapped = MOE.compute(view(shuffled, "dense"), view(moe, "moe"),
-                         {"alpha": ALPHA, "layer_map": [[0, 0], [1, 1], [2, 3]]})
+                         {"alpha": ALPHA, "layer_map": [[0, 0], [1, 1], [2, 3]],
+                          "early_stop": False})
     # layer_a of a record is the MoE model's layer: candidate (dense) layer 2 <- MoE layer 3
     assert sorted({(r["layer_a"], r["layer_b"]) for r in mapped.details["per_expert"]}) == \
         [(0, 0), (1, 1), (3, 2)]

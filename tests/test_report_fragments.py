@@ -177,6 +177,15 @@ def test_embedding_alignment_explains_what_the_numbers_mean(case: str, phrase: s
 # -- mlp_matching -----------------------------------------------------------------------------
 
 
+def test_an_early_stop_is_explained_where_the_layers_are_drawn() -> None:
+    ev, sec = section("mlp_matching", "stopped")
+    lc = ev["details"]["layers_compared"]
+    assert lc["early_stop"] is True and len(ev["details"]["per_layer"]) == lc["compared"]
+    assert f"Stopped after {lc['compared']} of {lc['of']} layer pairs" in text_of(sec)
+    _, whole = section("mlp_matching", "derived")
+    assert f"All {lc['of']} layer pairs compared" in text_of(whole)
+
+
 @pytest.mark.parametrize("case", ["derived", "experts", "independent"])
 def test_mlp_matching_draws_every_layer_with_the_alpha_line(case: str) -> None:
     ev, sec = section("mlp_matching", case)

@@ -30,10 +30,11 @@ keeps the test as valid as on all units: it is the same test on fewer units.
 
 Early stop: with equal depths, layers are run in lock-step and the run stops once the
 Fisher combination so far, times the number of layer pairs ``K`` (Bonferroni over the ``K``
-places it could stop), is below ``STOP_P`` and 20 orders of magnitude below ``alpha``. The
-reported p is then that Bonferroni-corrected value, valid as it stands; a run that does not
-stop reports the Fisher value over all layers, whose false-positive rate the stopping rule can
-raise by at most ``K * STOP_P``.
+places it could stop), is below ``unit_matching.STOP_P`` and 20 orders of magnitude below
+``alpha`` (:class:`~modelprint.checks.unit_matching.EarlyStop`, shared with mlp_matching and
+moe_upcycling). The reported p is then that Bonferroni-corrected value, valid as it stands; a
+run that does not stop reports the Fisher value over all layers, whose false-positive rate the
+stopping rule can raise by at most ``K * STOP_P``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.mlp_matching import pair_layers
 from modelprint.checks.unit_matching import (
     LN10,
+    EarlyStop,
     assign,
     combine,
     cosine,
@@ -60,9 +62,6 @@ from modelprint.checks.unit_matching import (
     subsample_units,
     to_p,
 )
-
-#: Stop running layers once the (Bonferroni-corrected) combined p is below this.
-STOP_P = 1e-30
 
 
 @dataclass(frozen=True)
@@ -159,24 +158,19 @@ class ActivationMatching:
         max_units = int(options.get("max_units", 256))
         num_a, num_b = run_a.spec.num_layers, run_b.spec.num_layers
         layer_map = options.get("layer_map")
-        stop_logp = math.log(min(STOP_P, alpha * 1e-20))
         records: list[dict[str, Any]] = []
         pairs: list[tuple[int, int]] = []
         logps: list[float] = []
         sim: np.ndarray | None = None
-        stopped: int | None = None
+        stop = EarlyStop(num_a, alpha, bool(options.get("early_stop", True)))
         if num_a == num_b and not layer_map:
             how = "identity (equal depth)"
-            k_pairs = num_a
             for i, (xa, xb) in enumerate(_lockstep(run_a, run_b)):
                 m = match_layer(xa, xb, max_units, (i, i))
                 records.append(_record(m, i, i))
                 pairs.append((i, i))
                 logps.append(m.logp)
-                corrected = math.log(k_pairs) + combine(pairs, logps)[0]
-                if options.get("early_stop", True) and i + 1 < k_pairs and \
-                        corrected <= stop_logp:
-                    stopped = i + 1
+                if stop.should_stop(i + 1, combine(pairs, logps)[0]):
                     break
         else:
             acts_a = [x for x in _all_layers(run_a)]
@@ -198,8 +192,8 @@ class ActivationMatching:
             return Evidence.not_applicable(self.name, self.strength,
                                            "no layer pair to compare", alpha)
         logp, groups = combine(pairs, logps)
-        if stopped is not None:
-            logp = min(0.0, logp + math.log(num_a))
+        logp = stop.correct(logp)
+        stopped = stop.stopped_after
         indicates = bool(logp <= math.log(alpha))
         rhos = np.array([r["rho"] for r in records])
         agree = float(np.mean([r["agreement"] for r in records]))

@@ -47,6 +47,7 @@ from modelprint.checks.curves import resolve_alignment
 from modelprint.checks.layer_alignment import align_layers
 from modelprint.checks.unit_matching import (
     LN10,
+    EarlyStop,
     ResidualMap,
     SideMap,
     bonferroni_logp,
@@ -153,7 +154,7 @@ class MlpMatching:
     strength: ClassVar[str] = DECISIVE
     default_options: ClassVar[dict[str, Any]] = {"alpha": 1e-6, "max_units": 256,
                                                  "max_dims": 256, "max_experts": 16,
-                                                 "layer_map": None}
+                                                 "early_stop": True, "layer_map": None}
     description: ClassVar[str] = (
         "Matches the MLP hidden units of both models layer by layer (cosine of up/gate rows "
         "after residual alignment, linear assignment) and tests whether the matching keeps the "
@@ -195,7 +196,8 @@ class MlpMatching:
         tested: LayerPairs = []
         logps: list[float] = []
         clogps: list[float] = []
-        for i, j in pairs:
+        stop = EarlyStop(len(pairs), alpha, bool(options.get("early_stop", True)))
+        for done, (i, j) in enumerate(pairs, 1):
             lo: list[float] = []
             lc: list[float] = []
             for e in ([x for x in sa.experts(i)[:max_experts] if x in sb.experts(j)]
@@ -217,6 +219,9 @@ class MlpMatching:
                 tested.append((i, j))
                 logps.append(bonferroni_logp(lo))
                 clogps.append(bonferroni_logp(lc))
+                if stop.should_stop(done, bonferroni_logp([combine(tested, logps)[0],
+                                                           combine(tested, clogps)[0]])):
+                    break
         if not records:
             reason = ("the residual streams differ by a rotation, which sketches of 64 "
                       "residual dimensions cannot undo: needs full weights of both models "
@@ -226,7 +231,8 @@ class MlpMatching:
                       "no layer pair with comparable MLP weights")
             return Evidence.not_applicable(self.name, self.strength, reason, alpha)
         order_logp, groups = combine(tested, logps)
-        cons_logp, _ = combine(tested, clogps)
+        order_logp = stop.correct(order_logp)
+        cons_logp = stop.correct(combine(tested, clogps)[0])
         logp = bonferroni_logp([order_logp, cons_logp])
         p = to_p(logp)
         rhos = np.array([r["rho"] for r in records])
@@ -244,7 +250,9 @@ class MlpMatching:
                 "p_value_method": "two arms, each a one-sided Spearman per layer (t tail, "
                                   "floored at 1/n!), Bonferroni within layers sharing a layer, "
                                   "Fisher across layers; the arms are combined with Bonferroni; "
-                                  "p floored at the smallest float64, exact value in log10_p",
+                                  "after an early stop (layers_compared) each arm is multiplied "
+                                  "by the number of layer pairs; p floored at the smallest "
+                                  "float64, exact value in log10_p",
                 "log10_p": logp / LN10, "independent_groups": groups,
                 "order_test": {"p_value": to_p(order_logp), "log10_p": order_logp / LN10,
                                "validity": "exact under independent initialisation"},
@@ -253,6 +261,7 @@ class MlpMatching:
                     "validity": "approximate (phi_MATCH-style: the best matches found by two "
                                 "views of the units agree; invariant to permuted units)"},
                 "path": path, "residual_basis": rmap.basis,
+                "layers_compared": stop.to_json(len(tested)),
                 "units": "experts, each against the same-index expert" if experts else
                          "dense MLP",
                 "residual_dims": len(rsub.b_dims) if full else None,

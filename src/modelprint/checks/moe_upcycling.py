@@ -40,6 +40,7 @@ from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.mlp_matching import pair_layers, similarity_fn
 from modelprint.checks.unit_matching import (
     LN10,
+    EarlyStop,
     bonferroni_logp,
     combine,
     describe_indices,
@@ -99,7 +100,7 @@ class MoeUpcycling:
     strength: ClassVar[str] = DECISIVE
     default_options: ClassVar[dict[str, Any]] = {"alpha": 1e-6, "max_units": 256,
                                                  "max_dims": 256, "max_experts": 16,
-                                                 "layer_map": None}
+                                                 "early_stop": True, "layer_map": None}
     description: ClassVar[str] = (
         "For a mixture-of-experts model against a dense one (either side): matches each expert's "
         "hidden units to the dense FFN's (linear assignment on cosine after residual "
@@ -146,7 +147,8 @@ class MoeUpcycling:
         tested: list[tuple[int, int]] = []
         order: list[float] = []
         cons: list[float] = []
-        for i, j in pairs:
+        stop = EarlyStop(len(pairs), alpha, bool(options.get("early_stop", True)))
+        for done, (i, j) in enumerate(pairs, 1):
             lo: list[float] = []
             lc: list[float] = []
             for e in sa.experts(i)[:max_experts]:
@@ -164,12 +166,16 @@ class MoeUpcycling:
                 tested.append((i, j))
                 order.append(bonferroni_logp(lo))
                 cons.append(bonferroni_logp(lc))
+                if stop.should_stop(done, bonferroni_logp([combine(tested, order)[0],
+                                                           combine(tested, cons)[0]])):
+                    break
         if not records:
             reason = ("experts and dense FFN differ in shape: slices need full weights" if not full
                       else "no expert comparable with a dense FFN layer")
             return Evidence.not_applicable(self.name, self.strength, reason, alpha)
         order_logp, groups = combine(tested, order)
-        cons_logp, _ = combine(tested, cons)
+        order_logp = stop.correct(order_logp)
+        cons_logp = stop.correct(combine(tested, cons)[0])
         logp = bonferroni_logp([order_logp, cons_logp])
         indicates = bool(logp <= np.log(alpha))
         n_experts = {i: len(sa.experts(i)) for i, _ in tested}
@@ -183,7 +189,9 @@ class MoeUpcycling:
                              "agreement of up- and gate-based matchings",
                 "p_value_method": "one-sided Spearman (t tail, floored at 1/n!), Bonferroni "
                                   "over the experts of a layer, Fisher over layers, Bonferroni "
-                                  "over the two arms; p floored at the smallest float64",
+                                  "over the two arms; after an early stop (layers_compared) "
+                                  "each arm is multiplied by the number of layer pairs; p "
+                                  "floored at the smallest float64",
                 "log10_p": logp / LN10, "independent_groups": groups,
                 "order_test": {"p_value": to_p(order_logp), "log10_p": order_logp / LN10,
                                "validity": "exact under independent initialisation"},
@@ -195,6 +203,7 @@ class MoeUpcycling:
                 "path": "full weights" if full else
                         "fingerprint sketches (same-shape experts only)",
                 "residual_basis": rmap.basis,
+                "layers_compared": stop.to_json(len(tested)),
                 "layer_pairing": how,
                 "similarity_matrix": None if sim is None else np.round(sim, 4).tolist(),
                 "experts_tested": len(records),
