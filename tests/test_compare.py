@@ -101,10 +101,11 @@ def test_cold_compare_fingerprints_the_reference_alongside_with_the_same_result(
         {k: v["score"] for k, v in want["checks"].items()}
 
 
-def test_a_warm_preload_stops_the_child_instead_of_waiting_for_it(
+def test_a_warm_preload_starts_no_child_and_stops_one_it_no_longer_needs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With both fingerprints cached, preload reads them here and stops the child it started
-    (still starting up): no process is left behind and the cache holds the same two entries,
+    """With both fingerprints cached (every file's digest remembered), preload starts no child.
+    When a child was started but the caller then finds what it needs, the child is stopped
+    instead of awaited: no process is left behind and the cache holds the same two entries,
     nothing half-written."""
     import multiprocessing
 
@@ -131,7 +132,17 @@ def test_a_warm_preload_stops_the_child_instead_of_waiting_for_it(
     monkeypatch.setattr(prefetch, "start", spy)
     engine = Engine()
     engine.preload(Target(str(a)), Target(str(b)))
-    assert children and children[0] is not None  # a child was started ...
+    # warm: every weight file has a remembered digest, so no child is started at all
+    assert children == [None] and multiprocessing.active_children() == []
+    assert engine.model(Target(str(b))).fingerprint.model.reference == str(b)
+    # a touched file has no remembered digest: a child is started, and stopped once the
+    # caller has what it needs (the content, hence the cache entry, is the same)
+    clear_memo()
+    for f in b.glob("*.safetensors"):
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 1_000_000))
+    engine = Engine()
+    engine.preload(Target(str(a)), Target(str(b)))
+    assert len(children) == 2 and children[1] is not None  # a child was started ...
     assert multiprocessing.active_children() == []  # ... and is gone
     assert sorted(p.name for p in (cache / "fingerprints").iterdir()) == before
     assert engine.model(Target(str(b))).fingerprint.model.reference == str(b)

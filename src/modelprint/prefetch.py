@@ -14,11 +14,13 @@ with the cache on); a custom loader (tests) disables it.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 from collections.abc import Sequence
-from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
 
 
 def _warm(references: Sequence[tuple[str, str | None]], offline: bool | None) -> None:
@@ -32,14 +34,22 @@ def _warm(references: Sequence[tuple[str, str | None]], offline: bool | None) ->
                        progress=False)
 
 
-def _needs_work(reference: str, base_dir: Path | None) -> bool:
-    """Weights to fingerprint (a ``*.fp.json`` reference is read, not built); a reference
-    that does not parse is left to the caller, which reports it."""
+def _needs_work(reference: str, base_dir: Path | None, offline: bool | None) -> bool:
+    """Weights to fingerprint: not a ``*.fp.json`` reference (read, not built), and not
+    weights whose files all have a remembered sha256 (fingerprinted before: a warm run, where
+    starting a child -- ~0.1 s of process start and imports -- would only be terminated). A
+    reference that does not parse or open is left to the caller, which reports it."""
     from modelprint.errors import InputError
+    from modelprint.fingerprint.hashing import memo_lookup
     from modelprint.refs import parse_reference
+    from modelprint.sources import open_source
 
     try:
-        return parse_reference(reference, base_dir).kind != "fingerprint"
+        ref = parse_reference(reference, base_dir)
+        if ref.kind == "fingerprint":
+            return False
+        with open_source(ref, offline=offline) as source:
+            return any(memo_lookup(f) is None for f in source.weight_files())
     except InputError:
         return False
 
@@ -48,9 +58,12 @@ def start(references: Sequence[tuple[str, Path | None]], offline: bool | None
           ) -> BaseProcess | None:
     """Start fingerprinting ``references`` in one child process; None when not worth it
     (a single core, nothing to do, or processes unavailable)."""
-    todo = [(r, str(b) if b is not None else None) for r, b in references if _needs_work(r, b)]
+    todo = [(r, str(b) if b is not None else None) for r, b in references
+            if _needs_work(r, b, offline)]
     if not todo or (os.cpu_count() or 1) < 2:
         return None
+    import multiprocessing  # only when there is work: ~30 ms of imports
+
     try:
         child = multiprocessing.get_context("spawn").Process(
             target=_warm, args=(todo, offline), name="modelprint-prefetch", daemon=True)
