@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -348,3 +349,41 @@ def _check_grouped_dequantisation(qtype: Q, monkeypatch: pytest.MonkeyPatch) -> 
     assert np.array_equal(got, np.asarray(expected).reshape(37, -1), equal_nan=True)
     monkeypatch.setattr(_dequant, "GROUP_BYTES", 10 * 3 * tsize)  # 10 rows per group
     assert np.array_equal(_dequant.dequantize_rows(raw, qtype), got, equal_nan=True)
+
+
+def test_a_remembered_header_is_exactly_a_fresh_parse_and_never_stale(tmp_path: Path) -> None:
+    """The parsed header is remembered per file (modelprint.memo, ``gguf-header``); a second
+    open reads it, but only while the file's header bytes are the ones it was parsed from."""
+    import json
+
+    from modelprint import memo
+    from modelprint.sources._ggufparse import parse_header
+    from tests.synth import make_gguf
+
+    path = make_gguf(tmp_path, "llama", "Q8_0").path
+    first = GGUFSource(path)
+    key = memo.file_signature(path)[1]
+    entry = memo._path("gguf-header", key)
+    assert entry.is_file()
+    second = GGUFSource(path)
+    fresh = parse_header(memoryview(path.read_bytes()), path)
+    for h in (first.header, second.header):
+        assert h.fields == fresh.fields and h.tensors == fresh.tensors
+        assert (h.data_offset, h.alignment, h.version) == (fresh.data_offset, fresh.alignment,
+                                                           fresh.version)
+    assert second.vocabulary() == first.vocabulary()
+    # a memo whose tensor table points outside the file is not used: the file is parsed again
+    data = json.loads(entry.read_text())
+    data["tensors"][0][3] = 1 << 40
+    entry.write_text(json.dumps(data))
+    assert GGUFSource(path).header.tensors == fresh.tensors
+    # nor after the file was rewritten with the same size and mtime (the signature cannot
+    # tell; the digest of the header bytes can)
+    st = path.stat()
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"synthetic llama")
+    raw[at:at + 15] = b"synthetic LLAMA"     # a metadata value: same size, other header
+    path.write_bytes(bytes(raw))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert memo.file_signature(path)[1] == key
+    assert GGUFSource(path).header.fields["general.name"] == "synthetic LLAMA"

@@ -11,9 +11,14 @@ JSON file under ``<cache dir>/memo/<kind>/<key>.json``:
   ``touch`` of the file changes the key, so a stale entry is never read;
 * or by a *content key* (a sha256 over the input itself) for values derived from data.
 
+A GGUF file's parsed header (``gguf-header``, keyed by the file's signature) is remembered the
+same way: walking a 262,144-token vocabulary was ~0.3 s of every process that opened Gemma 3.
+
 Entries are written atomically and read defensively: anything that is not a list of at most
 ``max_items`` strings is ignored and recomputed, never trusted. A cache that cannot be
-written (read-only, full) only costs the recomputation.
+written (read-only, full) only costs the recomputation. The checks guard against damage and
+staleness, not forgery: the cache directory is trusted as the fingerprint cache next to it
+is (whoever can write there can replace fingerprints too).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,10 +60,7 @@ def _path(kind: str, key: str) -> Path:
 
 def load_strings(kind: str, key: str, max_items: int) -> list[str] | None:
     """The remembered list, or None (absent, unreadable or not a list of strings)."""
-    try:
-        data = json.loads(_path(kind, key).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    data = load_json(kind, key)
     if not isinstance(data, list) or len(data) > max_items or \
             not all(isinstance(s, str) for s in data):
         return None
@@ -65,7 +68,20 @@ def load_strings(kind: str, key: str, max_items: int) -> list[str] | None:
 
 
 def store_strings(kind: str, key: str, items: list[str]) -> None:
+    store_json(kind, key, items)
+
+
+def load_json(kind: str, key: str) -> Any:
+    """The remembered JSON value, or None. The caller validates it (:func:`load_strings`, or
+    a structure of its own, e.g. ``sources._ggufparse.header_from_memo``)."""
     try:
-        atomic_write_text(_path(kind, key), json.dumps(items, ensure_ascii=False))
-    except (OSError, UnicodeEncodeError):
+        return json.loads(_path(kind, key).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def store_json(kind: str, key: str, value: Any) -> None:
+    try:
+        atomic_write_text(_path(kind, key), json.dumps(value, ensure_ascii=False))
+    except (OSError, UnicodeEncodeError, TypeError, ValueError):
         return  # the memo is an optimisation; a read-only cache must not fail the run

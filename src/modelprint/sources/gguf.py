@@ -27,7 +27,13 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from modelprint.errors import ModelFileError
 from modelprint.sources._dequant import dequantize_rows
 from modelprint.sources._files import DOC_PATTERNS, list_repo_files
-from modelprint.sources._ggufparse import GGUFHeader, GGUFTensor, parse_header
+from modelprint.sources._ggufparse import (
+    GGUFHeader,
+    GGUFTensor,
+    header_from_memo,
+    header_to_memo,
+    parse_header,
+)
 from modelprint.sources.base import ModelSource, TensorInfo
 
 #: ``general.architecture`` values whose llama.cpp converter permutes q/k rows: LlamaModel
@@ -53,6 +59,22 @@ _QK = re.compile(r"^blk\.(\d+)\.attn_([qk])\.(weight|bias)$")
 RAW_CHUNK = 16 * 1024 * 1024
 
 
+def _header(view: memoryview, path: Path) -> GGUFHeader:
+    """The file's header, from the memo when the file is unchanged since it was parsed (the
+    remembered tensor table is checked against the file again), else parsed and remembered."""
+    from modelprint import memo
+
+    try:
+        key = memo.file_signature(path)[1]
+    except OSError:
+        return parse_header(view, path)
+    header = header_from_memo(memo.load_json("gguf-header", key), view, path)
+    if header is None:
+        header = parse_header(view, path)
+        memo.store_json("gguf-header", key, header_to_memo(header))
+    return header
+
+
 class GGUFSource(ModelSource):
     """One ``*.gguf`` file."""
 
@@ -70,7 +92,7 @@ class GGUFSource(ModelSource):
         self._data = np.frombuffer(self._mm, dtype=np.uint8)
         view = memoryview(self._mm)
         try:
-            self.header: GGUFHeader = parse_header(view, self.path)
+            self.header: GGUFHeader = _header(view, self.path)
         finally:
             view.release()
         fields = self.header.fields
