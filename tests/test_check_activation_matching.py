@@ -72,6 +72,22 @@ def test_early_stop_keeps_the_verdict_and_says_so(models: dict[str, Path]) -> No
     assert ev.details["log10_p"] == pytest.approx(one + math.log10(CONFIG.layers))
 
 
+def test_paired_layers_run_every_layer_and_the_matching_still_stops_early(
+        models: dict[str, Path]) -> None:
+    """With a layer pairing (unequal depths, or one given) every layer is run -- the pairing
+    needs them -- but the matchings stop once the evidence is beyond doubt."""
+    ev = _run(_view(models["disguised"]), _view(models["base"]),
+              layer_map=[[i, i] for i in range(CONFIG.layers)])
+    assert ev.indicates_derivation
+    assert ev.details["layers_run"] == {"candidate": CONFIG.layers, "reference": CONFIG.layers,
+                                        "of": [CONFIG.layers, CONFIG.layers],
+                                        "early_stop": False}
+    lc = ev.details["layers_compared"]
+    assert lc["early_stop"] and lc["compared"] < lc["of"] == CONFIG.layers
+    one = ev.details["per_layer"][0]["log10_p"]
+    assert ev.details["log10_p"] == pytest.approx(one + math.log10(CONFIG.layers))
+
+
 def test_independent_models_are_not_derived(models: dict[str, Path]) -> None:
     ev = _run(_view(models["other"]), _view(models["base"]))
     assert ev.applicable and ev.indicates_derivation is False

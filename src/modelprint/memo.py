@@ -62,7 +62,7 @@ def load_strings(kind: str, key: str, max_items: int) -> list[str] | None:
     """The remembered list, or None (absent, unreadable or not a list of strings)."""
     data = load_json(kind, key)
     if not isinstance(data, list) or len(data) > max_items or \
-            not all(isinstance(s, str) for s in data):
+            not set(map(type, data)) <= {str}:
         return None
     return data
 

@@ -162,8 +162,10 @@ class ActivationMatching:
         pairs: list[tuple[int, int]] = []
         logps: list[float] = []
         sim: np.ndarray | None = None
-        stop = EarlyStop(num_a, alpha, bool(options.get("early_stop", True)))
-        if num_a == num_b and not layer_map:
+        early = bool(options.get("early_stop", True))
+        stop = EarlyStop(num_a, alpha, early)
+        lockstep = num_a == num_b and not layer_map
+        if lockstep:
             how = "identity (equal depth)"
             for i, (xa, xb) in enumerate(_lockstep(run_a, run_b)):
                 m = match_layer(xa, xb, max_units, (i, i))
@@ -184,14 +186,18 @@ class ActivationMatching:
 
             pairs, how, sim = pair_layers(num_a, num_b, la, lb, layer_map, similarity)
             how = how.replace("MLP-weight CKA", "CKA of the MLP activations")
-            for i, j in pairs:
+            # every layer ran (the pairing needs them all); the matching can still stop
+            stop = EarlyStop(len(pairs), alpha, early)
+            for done, (i, j) in enumerate(pairs, 1):
                 m = match_layer(acts_a[i], acts_b[j], max_units, (i, j))
                 records.append(_record(m, i, j))
                 logps.append(m.logp)
+                if stop.should_stop(done, combine(pairs[:done], logps)[0]):
+                    break
         if not records:
             return Evidence.not_applicable(self.name, self.strength,
                                            "no layer pair to compare", alpha)
-        logp, groups = combine(pairs, logps)
+        logp, groups = combine(pairs[:len(logps)], logps)
         logp = stop.correct(logp)
         stopped = stop.stopped_after
         indicates = bool(logp <= math.log(alpha))
@@ -207,8 +213,8 @@ class ActivationMatching:
                        f"partners (median Spearman rho {np.median(rhos):.3f}, same partner for "
                        f"{agree:.0%})")
         if stopped is not None:
-            summary += (f"; stopped after {stopped} of {num_a} layers, the evidence being "
-                        "beyond doubt")
+            summary += (f"; stopped after {stopped} of {stop.looks} layer"
+                        f"{'s' if lockstep else ' pairs'}, the evidence being beyond doubt")
         probe = setup.probe
         return Evidence(
             check=self.name, strength=self.strength, applicable=True,
@@ -230,8 +236,11 @@ class ActivationMatching:
                           "recorded_positions": len(probe) - 1,
                           "first_tokens": "".join(probe.strings[:24])},
                 "layer_pairing": how,
-                "layers_run": {"candidate": stopped or num_a, "reference": stopped or num_b,
-                               "of": [num_a, num_b], "early_stop": stopped is not None},
+                "layers_run": {"candidate": (stopped if lockstep else None) or num_a,
+                               "reference": (stopped if lockstep else None) or num_b,
+                               "of": [num_a, num_b],
+                               "early_stop": lockstep and stopped is not None},
+                "layers_compared": stop.to_json(len(records)),
                 "similarity_matrix": None if sim is None else np.round(sim, 4).tolist(),
                 "forward": {"candidate": run_a.spec.family, "reference": run_b.spec.family,
                             "approximations": setup.approximations,
