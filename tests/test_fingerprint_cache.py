@@ -117,6 +117,34 @@ def test_damaged_entry_is_rebuilt(tmp_path: Path) -> None:
     assert Fingerprint.load(entry).architecture == good.architecture
 
 
+def test_only_the_bytes_the_cache_wrote_and_checked_skip_the_schema(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry is stamped with the BLAKE3 of its bytes once it passed the full check; a
+    stamped entry is read without the schema pass, anything else is validated in full -- so
+    an entry edited in place (valid JSON, a field out of range) is refused and rebuilt."""
+    from modelprint.fingerprint import model as fpmodel
+
+    m = make_model(tmp_path, "llama", dtype="F32")
+    good = load_model(m.path).fingerprint
+    (entry,) = fingerprint_dir().glob("*.fp.json")
+    stamp = entry.with_name(entry.name + ".checked")
+    assert stamp.read_text() == cache._digest(entry.read_bytes())
+    calls: list[str] = []
+    real = fpmodel.validate
+    monkeypatch.setattr(fpmodel, "validate", lambda *a: (calls.append("v"), real(*a))[1])
+    clear_memo()
+    assert _content(load_model(m.path).fingerprint) == _content(good)
+    assert calls == []                          # stamped: parsed without the schema pass
+    doc = json.loads(entry.read_text())
+    doc["architecture"]["num_layers"] = -3      # valid JSON, invalid fingerprint
+    entry.write_text(json.dumps(doc))
+    clear_memo()
+    again = load_model(m.path).fingerprint     # validated in full, refused, rebuilt
+    assert calls and _content(again) == _content(good)
+    assert stamp.read_text() == cache._digest(entry.read_bytes())
+    assert Fingerprint.load(entry).num_layers == good.num_layers
+
+
 _WORKER = """
 import json, sys
 from modelprint.fingerprint.cache import fingerprint_source

@@ -154,7 +154,10 @@ class Fingerprint:
         }
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "<fingerprint>") -> Fingerprint:
+    def from_json(cls, data: Any, where: str = "<fingerprint>", *,
+                  validated: bool = False) -> Fingerprint:
+        """``validated``: the data is known to pass the schema (the fingerprint cache's own
+        entry, byte for byte as written and checked: ``fingerprint/cache.py``)."""
         if not isinstance(data, dict):
             raise FingerprintFormatError(where, "not a JSON object")
         fmt = data.get("format")
@@ -174,7 +177,8 @@ class Fingerprint:
             raise FingerprintFormatError(
                 where, f"sketch version {version!r} is not readable by this modelprint (reads "
                 f"1-{SKETCH_VERSION}); re-create it with `modelprint fingerprint`")
-        validate(data, where, TENSOR_DIGEST[fmt])
+        if not validated:
+            validate(data, where, TENSOR_DIGEST[fmt])
         model = ModelInfo(**{k: v for k, v in data["model"].items()
                              if k in ModelInfo.__dataclass_fields__})
         try:
@@ -201,23 +205,37 @@ class Fingerprint:
         """Read and validate a fingerprint file: size and nesting depth are capped before it
         is parsed, every field is checked before it is used (``fingerprint/schema.py``)."""
         path = Path(path)
+        return cls.from_bytes(read_capped(path), path)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, path: str | Path, *, validated: bool = False
+                   ) -> Fingerprint:
+        """Parse and (unless ``validated``, see :meth:`from_json`) validate a file's bytes."""
+        if validated:   # our own cache entry, checked when written: plain parse, no schema
+            return cls.from_json(json.loads(raw), where=str(path), validated=True)
         try:
-            size = path.stat().st_size
-            if size > MAX_FP_BYTES:
-                raise FingerprintFormatError(
-                    path, f"{size} bytes, over the {MAX_FP_BYTES} byte limit of a fingerprint")
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise FingerprintFormatError(path, "file not found") from None
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise FingerprintFormatError(path, f"not valid JSON ({exc})") from None
-        except OSError as exc:
-            raise FingerprintFormatError(path, f"cannot read: {exc.strerror or exc}") from None
         try:
             data = loads_strict(text, MAX_FP_DEPTH, parse_constant=reject_constant)
         except (ValueError, RecursionError) as exc:
             raise FingerprintFormatError(path, f"not valid JSON ({exc})") from None
         return cls.from_json(data, where=str(path))
+
+
+def read_capped(path: Path) -> bytes:
+    """A fingerprint file's bytes, its size capped before it is read."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FP_BYTES:
+            raise FingerprintFormatError(
+                path, f"{size} bytes, over the {MAX_FP_BYTES} byte limit of a fingerprint")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise FingerprintFormatError(path, "file not found") from None
+    except OSError as exc:
+        raise FingerprintFormatError(path, f"cannot read: {exc.strerror or exc}") from None
 
 
 def _finite(obj: Any) -> Any:
