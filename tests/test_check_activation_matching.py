@@ -229,3 +229,23 @@ def test_an_early_stopped_run_is_resumed_from_its_cached_layers(
     monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "empty"))
     uncached = _run(_view(a), _view(b), early_stop=False)
     assert _layers(full) == _layers(uncached) and full.p_value == uncached.p_value
+
+
+@pytest.mark.parametrize("layer_map", [None, [[0, 0], [1, 1], [2, 2]]])
+def test_the_two_forwards_side_by_side_give_the_same_numbers(
+        models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        layer_map: list[list[int]] | None) -> None:
+    """Small models run their two forwards on two threads; the activations, hence every
+    number of the check, are those of running them one after the other (each run from an
+    empty activation cache)."""
+    import modelprint.checks.activation_matching as am
+
+    out = {}
+    for side_by_side in (True, False):
+        monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / f"cache-{side_by_side}"))
+        monkeypatch.setattr(am, "_side_by_side", lambda setup, v=side_by_side: v)
+        ev = _run(_view(models["other"]), _view(models["base"]), early_stop=False,
+                  layer_map=layer_map)
+        assert ev.details["forward"]["layers_from_cache"] == {"candidate": 0, "reference": 0}
+        out[side_by_side] = ev.details["per_layer"]
+    assert out[True] == out[False]

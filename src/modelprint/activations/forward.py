@@ -394,13 +394,19 @@ class DecoderRun:
 PARALLEL_FLOPS = 4e9
 
 
+def parallel_layer(spec: DecoderSpec, tokens: int) -> bool:
+    """Whether one layer of ``spec`` on ``tokens`` tokens is big enough for every BLAS
+    thread (:data:`PARALLEL_FLOPS`)."""
+    return 24 * tokens * spec.hidden ** 2 >= PARALLEL_FLOPS
+
+
 @contextmanager
 def forward_threads(spec: DecoderSpec, tokens: int) -> Iterator[int]:
     """The BLAS thread count for one layer of ``spec`` on ``tokens`` tokens (threadpoolctl,
     scoped: the caller's own setting -- the engine's single thread -- comes back after)."""
     from threadpoolctl import threadpool_limits
 
-    n = (os.cpu_count() or 1) if 24 * tokens * spec.hidden ** 2 >= PARALLEL_FLOPS else 1
+    n = (os.cpu_count() or 1) if parallel_layer(spec, tokens) else 1
     with threadpool_limits(limits=n, user_api="blas"):
         yield n
 

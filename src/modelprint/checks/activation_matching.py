@@ -167,7 +167,8 @@ class ActivationMatching:
         lockstep = num_a == num_b and not layer_map
         if lockstep:
             how = "identity (equal depth)"
-            for i, (xa, xb) in enumerate(_lockstep(run_a, run_b)):
+            side_by_side = _side_by_side(setup)
+            for i, (xa, xb) in enumerate(_lockstep(run_a, run_b, side_by_side)):
                 m = match_layer(xa, xb, max_units, (i, i))
                 records.append(_record(m, i, i))
                 pairs.append((i, i))
@@ -175,8 +176,14 @@ class ActivationMatching:
                 if stop.should_stop(i + 1, combine(pairs, logps)[0]):
                     break
         else:
-            acts_a = [x for x in _all_layers(run_a)]
-            acts_b = [x for x in _all_layers(run_b)]
+            if _side_by_side(setup):
+                with ThreadPoolExecutor(max_workers=1,
+                                        thread_name_prefix="modelprint-forward") as pool:
+                    job_b = pool.submit(_all_layers, run_b)
+                    acts_a = _all_layers(run_a)
+                    acts_b = job_b.result()
+            else:
+                acts_a, acts_b = _all_layers(run_a), _all_layers(run_b)
             la, lb = list(range(num_a)), list(range(num_b))
 
             def similarity() -> np.ndarray:
@@ -254,19 +261,44 @@ class ActivationMatching:
         )
 
 
-def _lockstep(run_a: Any, run_b: Any) -> Iterator[tuple[LayerActivations, LayerActivations]]:
-    """Both models one layer at a time (only one layer's tensors of each are held)."""
-    for i in range(run_a.spec.num_layers):
-        xa, xb = run_a.step(i), run_b.step(i)
-        assert xa is not None and xb is not None
-        yield xa, xb
+def _side_by_side(setup: _Setup) -> bool:
+    """Whether the two models' forwards run on two threads, one each: when each layer's
+    products are small enough to run on one BLAS thread (``forward.parallel_layer``), which
+    is every model up to a few billion parameters -- then the second core would idle. A
+    7B-class layer already uses every core for its products."""
+    from modelprint.activations.forward import parallel_layer
+
+    tokens = len(setup.probe) + 2
+    return not any(parallel_layer(run.spec, tokens) for run in setup.runs)
 
 
-def _all_layers(run: Any) -> Iterator[LayerActivations]:
+def _lockstep(run_a: Any, run_b: Any, side_by_side: bool = False
+              ) -> Iterator[tuple[LayerActivations, LayerActivations]]:
+    """Both models one layer at a time (only one layer's tensors of each are held); with
+    ``side_by_side`` the reference's layer runs on a second thread while this one runs the
+    candidate's (numpy releases the GIL in the products and conversions)."""
+    if not side_by_side:
+        for i in range(run_a.spec.num_layers):
+            xa, xb = run_a.step(i), run_b.step(i)
+            assert xa is not None and xb is not None
+            yield xa, xb
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelprint-forward") as pool:
+        for i in range(run_a.spec.num_layers):
+            job = pool.submit(run_b.step, i)
+            xa = run_a.step(i)
+            xb = job.result()
+            assert xa is not None and xb is not None
+            yield xa, xb
+
+
+def _all_layers(run: Any) -> list[LayerActivations]:
+    out = []
     for i in range(run.spec.num_layers):
         x = run.step(i)
         assert x is not None
-        yield x
+        out.append(x)
+    return out
 
 
 def _run(view: ModelView, spec: Any, ids: list[int]) -> Any:
