@@ -93,6 +93,7 @@ def write_results(out: Path, m: dict[str, Any], recs: list[dict[str, Any]],
            "run": info, "machine": {"python": platform.python_version(),
                                     "processor": platform.machine()},
            "summary": res, "records": [_slim(r) for r in recs]}
+    out.mkdir(parents=True, exist_ok=True)   # --out may name a new directory
     (out / "results.json").write_text(json.dumps(doc, separators=(",", ":")) + "\n")
     (out / "RESULTS.md").write_text(markdown(m, res, info))
 
