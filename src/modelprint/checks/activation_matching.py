@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -51,6 +52,7 @@ import numpy as np
 from modelprint.activations.forward import LayerActivations
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.mlp_matching import pair_layers
+from modelprint.checks.pipeline import WORKERS, ordered_map
 from modelprint.checks.unit_matching import (
     LN10,
     EarlyStop,
@@ -82,7 +84,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def match_layer(a: LayerActivations, b: LayerActivations, max_units: int,
-                key: tuple[int, int]) -> LayerMatch:
+                key: tuple[int, int], inline: bool = False) -> LayerMatch:
     """phi_MATCH on one pair of layers: the narrower MLP's units (a seeded subsample of at
     most ``max_units``) matched into the other MLP's units by each view."""
     ua, ub = a.gate.shape[1], b.gate.shape[1]
@@ -91,9 +93,13 @@ def match_layer(a: LayerActivations, b: LayerActivations, max_units: int,
     c_gate = cosine([q.gate[:, pick].T], [t.gate.T])
     c_up = np.abs(cosine([q.up[:, pick].T], [t.up.T]))
     # the two assignments are independent and scipy's solver releases the GIL: one a core
-    up_job = _pool().submit(assign, c_up)
-    m_gate, cos_gate = assign(c_gate)
-    m_up, cos_up = up_job.result()
+    if inline:      # the caller runs layers side by side (``pipeline.ordered_map``)
+        m_gate, cos_gate = assign(c_gate)
+        m_up, cos_up = assign(c_up)
+    else:
+        up_job = _pool().submit(assign, c_up)
+        m_gate, cos_gate = assign(c_gate)
+        m_up, cos_up = up_job.result()
     rho, logp = spearman_logp(m_gate.astype(np.float64), m_up.astype(np.float64))
     return LayerMatch(rho, logp, float(np.mean(m_gate == m_up)), float(np.mean(cos_gate)),
                       float(np.mean(cos_up)), len(pick), ua, ub)
@@ -165,16 +171,34 @@ class ActivationMatching:
         early = bool(options.get("early_stop", True))
         stop = EarlyStop(num_a, alpha, early)
         lockstep = num_a == num_b and not layer_map
+        ran = [num_a]
         if lockstep:
             how = "identity (equal depth)"
             side_by_side = _side_by_side(setup)
-            for i, (xa, xb) in enumerate(_lockstep(run_a, run_b, side_by_side)):
-                m = match_layer(xa, xb, max_units, (i, i))
-                records.append(_record(m, i, i))
-                pairs.append((i, i))
-                logps.append(m.logp)
-                if stop.should_stop(i + 1, combine(pairs, logps)[0]):
-                    break
+
+            def matched(item: tuple[int, tuple[LayerActivations, LayerActivations]]
+                        ) -> LayerMatch:
+                i, (xa, xb) = item
+                return match_layer(xa, xb, max_units, (i, i), inline=side_by_side)
+
+            # small models: the next layer's forward and matching run while this one's
+            # assignments finish (one extra layer at most when it stops); a 7B-class layer's
+            # forward is too costly to run ahead
+            ran = [0]    # layers forwarded (one may run ahead of an early stop)
+
+            def forwarded() -> Iterator[tuple[int, tuple[LayerActivations, LayerActivations]]]:
+                for item in enumerate(_lockstep(run_a, run_b, side_by_side)):
+                    ran[0] += 1
+                    yield item
+
+            with closing(ordered_map(matched, forwarded(),
+                                     WORKERS if side_by_side else 1)) as layers:
+                for i, m in enumerate(layers):
+                    records.append(_record(m, i, i))
+                    pairs.append((i, i))
+                    logps.append(m.logp)
+                    if stop.should_stop(i + 1, combine(pairs, logps)[0]):
+                        break
         else:
             if _side_by_side(setup):
                 with ThreadPoolExecutor(max_workers=1,
@@ -195,12 +219,15 @@ class ActivationMatching:
             how = how.replace("MLP-weight CKA", "CKA of the MLP activations")
             # every layer ran (the pairing needs them all); the matching can still stop
             stop = EarlyStop(len(pairs), alpha, early)
-            for done, (i, j) in enumerate(pairs, 1):
-                m = match_layer(acts_a[i], acts_b[j], max_units, (i, j))
-                records.append(_record(m, i, j))
-                logps.append(m.logp)
-                if stop.should_stop(done, combine(pairs[:done], logps)[0]):
-                    break
+            def matched_pair(ij: tuple[int, int]) -> LayerMatch:
+                return match_layer(acts_a[ij[0]], acts_b[ij[1]], max_units, ij, inline=True)
+
+            with closing(ordered_map(matched_pair, pairs)) as results:
+                for done, ((i, j), m) in enumerate(zip(pairs, results, strict=False), 1):
+                    records.append(_record(m, i, j))
+                    logps.append(m.logp)
+                    if stop.should_stop(done, combine(pairs[:done], logps)[0]):
+                        break
         if not records:
             return Evidence.not_applicable(self.name, self.strength,
                                            "no layer pair to compare", alpha)
@@ -243,8 +270,8 @@ class ActivationMatching:
                           "recorded_positions": len(probe) - 1,
                           "first_tokens": "".join(probe.strings[:24])},
                 "layer_pairing": how,
-                "layers_run": {"candidate": (stopped if lockstep else None) or num_a,
-                               "reference": (stopped if lockstep else None) or num_b,
+                "layers_run": {"candidate": ran[0] if lockstep else num_a,
+                               "reference": ran[0] if lockstep else num_b,
                                "of": [num_a, num_b],
                                "early_stop": lockstep and stopped is not None},
                 "layers_compared": stop.to_json(len(records)),
