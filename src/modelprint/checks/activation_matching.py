@@ -169,10 +169,10 @@ class ActivationMatching:
         logps: list[float] = []
         sim: np.ndarray | None = None
         early = bool(options.get("early_stop", True))
-        stop = EarlyStop(num_a, alpha, early)
         lockstep = num_a == num_b and not layer_map
-        ran = [num_a]
+        ran = 0          # layers forwarded in lock-step (one may run ahead of an early stop)
         if lockstep:
+            stop = EarlyStop(num_a, alpha, early)
             how = "identity (equal depth)"
             side_by_side = _side_by_side(setup)
 
@@ -184,11 +184,11 @@ class ActivationMatching:
             # small models: the next layer's forward and matching run while this one's
             # assignments finish (one extra layer at most when it stops); a 7B-class layer's
             # forward is too costly to run ahead
-            ran = [0]    # layers forwarded (one may run ahead of an early stop)
 
             def forwarded() -> Iterator[tuple[int, tuple[LayerActivations, LayerActivations]]]:
+                nonlocal ran
                 for item in enumerate(_lockstep(run_a, run_b, side_by_side)):
-                    ran[0] += 1
+                    ran += 1
                     yield item
 
             with closing(ordered_map(matched, forwarded(),
@@ -270,8 +270,8 @@ class ActivationMatching:
                           "recorded_positions": len(probe) - 1,
                           "first_tokens": "".join(probe.strings[:24])},
                 "layer_pairing": how,
-                "layers_run": {"candidate": ran[0] if lockstep else num_a,
-                               "reference": ran[0] if lockstep else num_b,
+                "layers_run": {"candidate": ran if lockstep else num_a,
+                               "reference": ran if lockstep else num_b,
                                "of": [num_a, num_b],
                                "early_stop": lockstep and stopped is not None},
                 "layers_compared": stop.to_json(len(records)),

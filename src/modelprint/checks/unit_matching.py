@@ -321,8 +321,9 @@ class EarlyStop:
     independence the chance that *any* of the ``looks`` interim p-values falls below ``c`` is at
     most ``looks * c`` (Bonferroni), so the corrected value is a valid p-value; a run that never
     stops reports the fixed-sample value over all layers, whose false-positive rate the rule
-    raises by at most ``looks * STOP_P``. What it saves: a copy is certain after a few layers,
-    and the rest of a 7B model's linear assignments were most of a derived pair's run time.
+    raises by at most ``looks * STOP_P``. What it saves: a copy is certain after a layer or two,
+    and matching every expert of every layer was 2.8 s of the 3.6 s warm compare of the MoE
+    pair in benchmarks/peers.
     """
 
     def __init__(self, looks: int, alpha: float, enabled: bool = True) -> None:

@@ -4,8 +4,9 @@ Hashing a multi-GB file costs about as much as fingerprinting it (sha256 runs at
 with SHA-NI here), and the file hashes are the fingerprint cache's key. So a file's digest is
 remembered under ``(resolved path, size, mtime_ns, inode)``: any rewrite, copy or ``touch``
 changes that signature and forces a fresh hash, while an untouched file is never read twice.
-Each memo entry is its own small file written atomically, so concurrent processes need no
-lock (the worst case is two of them hashing the same file once each).
+Each memo entry is its own small file written atomically (:mod:`modelprint.memo`, kind
+``file-sha256``), so concurrent processes need no lock (the worst case is two of them hashing
+the same file once each).
 
 ``hashlib`` releases the GIL on large buffers, which is what lets :mod:`.build` hash on a
 second core while the first one counts bit patterns.
@@ -14,13 +15,10 @@ second core while the first one counts bit patterns.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelprint import realmodels
+from modelprint import memo
 from modelprint.memo import file_signature
 
 #: Read size for whole-file hashing.
@@ -48,19 +46,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _memo_dir() -> Path:
-    d = realmodels.cache_dir() / "filehash"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def memo_lookup(path: Path) -> str | None:
     """The remembered sha256 of ``path`` if the file is unchanged since it was hashed."""
     try:
-        _, key = file_signature(path)
-        data = json.loads((_memo_dir() / f"{key}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        key = file_signature(path)[1]
+    except OSError:
         return None
+    data = memo.load_json("file-sha256", key)
     digest = data.get("sha256") if isinstance(data, dict) else None
     return digest if isinstance(digest, str) and len(digest) == 64 else None
 
@@ -68,13 +60,9 @@ def memo_lookup(path: Path) -> str | None:
 def memo_store(path: Path, digest: str) -> None:
     try:
         real, key = file_signature(path)
-        d = _memo_dir()
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".memo.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"path": real, "sha256": digest}, fh)
-        os.replace(tmp, d / f"{key}.json")
     except OSError:
-        return  # the memo is an optimisation; a read-only cache must not fail the run
+        return  # the memo is an optimisation; a vanished file must not fail the run
+    memo.store_json("file-sha256", key, {"path": real, "sha256": digest})
 
 
 def file_sha256(path: Path, use_memo: bool = True) -> str:

@@ -352,12 +352,9 @@ def _all_finite_numbers(items: list[Any], nulls: bool, limit: float) -> bool:
 def _positions(c: _Check, value: Any, at: str, size: int) -> int:
     """Sampled indices: strictly increasing integers below ``size``; returns their count."""
     items = c.array(value, at, min(size, MAX_SKETCH_VALUES))
-    if items and set(map(type, items)) == {int}:
-        arr = np.asarray(items, dtype=object if max(items) >= 1 << 62 or min(items) < -(
-            1 << 62) else np.int64)
-        if arr.dtype != object and arr[0] >= 0 and arr[-1] <= size - 1 and \
-                bool((np.diff(arr) > 0).all()):
-            return len(items)   # checked in bulk; the loop below names a culprit
+    if items and set(map(type, items)) == {int} and min(items) >= 0 and max(items) < size \
+            and bool((np.diff(np.asarray(items, dtype=np.int64)) > 0).all()):
+        return len(items)       # checked in bulk; the loop below names a culprit
     prev = -1
     for j, v in enumerate(items):
         c.integer(v, f"{at}[{j}]", prev + 1, size - 1)

@@ -88,7 +88,8 @@ def canonical_tokens(vocab: list[str]) -> list[str]:
 
 def remembered_canonical_tokens(vocab: list[str]) -> list[str]:
     """:func:`canonical_tokens`, remembered across processes by the vocabulary's content
-    (:mod:`modelprint.memo`; ~0.15 s of a warm run for a 49k vocabulary)."""
+    (:mod:`modelprint.memo`; measured 0.06 s for SmolLM2's 49k tokens, 0.16 s for Gemma 3's
+    262k)."""
     from modelprint.memo import content_key, load_strings, store_strings
 
     key = content_key(vocab)
