@@ -21,9 +21,11 @@ _FN: Callable[..., Any] | None = None
 
 def _load() -> Callable[..., Any]:
     try:
-        import scipy
-
-        folder = Path(scipy.__file__).parent / "optimize"
+        # located, not imported: scipy's own __init__ is ~10 ms that the extension does not need
+        found = importlib.util.find_spec("scipy")
+        if found is None or not found.submodule_search_locations:
+            raise ImportError("scipy")
+        folder = Path(next(iter(found.submodule_search_locations))) / "optimize"
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             path = folder / f"_lsap{suffix}"
             if path.is_file():

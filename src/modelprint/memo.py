@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from modelprint import realmodels
 from modelprint._atomic import atomic_write_text
+from modelprint.cachedir import cache_dir
 
 
 def file_signature(path: Path) -> tuple[str, str]:
@@ -56,7 +56,7 @@ def content_key(items: list[str]) -> str:
 
 
 def _path(kind: str, key: str) -> Path:
-    return realmodels.cache_dir() / "memo" / kind / f"{key}.json"
+    return cache_dir() / "memo" / kind / f"{key}.json"
 
 
 def load_strings(kind: str, key: str, max_items: int) -> list[str] | None:

@@ -15,14 +15,10 @@ from pathlib import Path
 from filelock import FileLock
 from platformdirs import user_cache_dir
 
+from modelprint.cachedir import cache_dir
 from modelprint.errors import ModelReferenceError
 
-
-def cache_dir() -> Path:
-    """modelprint's user cache directory (``MODELPRINT_CACHE_DIR`` overrides it)."""
-    d = Path(os.environ.get("MODELPRINT_CACHE_DIR") or user_cache_dir("modelprint"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+__all__ = ["cache_dir", "gemma3_gguf", "minilm_dir", "smollm2_gguf"]
 
 
 def _locate(dist: str, relpath: str) -> Path:

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from modelprint import realmodels
 from modelprint.activations.forward import DecoderSpec, LayerActivations
+from modelprint.cachedir import cache_dir
 
 #: Bump when the forward's output changes for the same weights, spec and ids.
 #: ``activations-2``: the numpy forward (float32 products summed in another order than torch's).
@@ -40,7 +40,7 @@ VERSION = "activations-2"
 
 
 def activation_dir() -> Path:
-    return realmodels.cache_dir() / "activations"
+    return cache_dir() / "activations"
 
 
 def run_key(files: dict[str, str], spec: DecoderSpec, bos: int | None,

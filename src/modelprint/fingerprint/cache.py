@@ -23,12 +23,12 @@ import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import blake3
-from filelock import FileLock
 
-from modelprint import realmodels
 from modelprint._atomic import atomic_write_text
+from modelprint.cachedir import cache_dir
 from modelprint.errors import FingerprintFormatError
 from modelprint.fingerprint.build import build_fingerprint, reference_kind, relative_name
 from modelprint.fingerprint.hashing import file_sha256, memo_lookup
@@ -36,12 +36,15 @@ from modelprint.fingerprint.model import FORMAT, Fingerprint, read_capped
 from modelprint.fingerprint.sketches import SKETCH_VERSION
 from modelprint.sources.base import ModelSource
 
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
 #: Bump when the builder's output changes meaning without a FORMAT change.
 SALT = "builder-1"
 
 
 def fingerprint_dir() -> Path:
-    d = realmodels.cache_dir() / "fingerprints"
+    d = cache_dir() / "fingerprints"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -105,6 +108,14 @@ def _save(fp: Fingerprint, key: str) -> None:
         return  # unstamped: readers validate it in full
 
 
+def _lock(path: Path) -> BaseFileLock:
+    """A lock file, imported only where something is built: a warm run reads entries without
+    locking, and ``filelock`` with its ``logging`` import is ~20 ms of such a run."""
+    from filelock import FileLock
+
+    return FileLock(str(path))
+
+
 def _rebind(fp: Fingerprint, source: ModelSource) -> Fingerprint:
     """A cached entry with the caller's reference, kind and revision."""
     fp.model = replace(fp.model, reference=source.reference, kind=reference_kind(source.reference),
@@ -124,13 +135,13 @@ def fingerprint_source(source: ModelSource, *, use_cache: bool = True,
     # First sight of these files: one process hashes them while fingerprinting; others
     # wanting the same paths wait, then find the memo filled and take the cached entry.
     where = hashlib.sha256("\0".join(sorted(str(f.resolve()) for f in files)).encode())
-    with FileLock(str(fingerprint_dir() / f"paths-{where.hexdigest()[:32]}.lock")):
+    with _lock(fingerprint_dir() / f"paths-{where.hexdigest()[:32]}.lock"):
         known = _memo(files)
         if len(known) == len(files):
             return _cached(source, known, progress)
         fp = build_fingerprint(source, progress=progress, file_hashes=known)
         key = cache_key(source, fp.model.files)
-        with FileLock(str(_entry(key)) + ".lock"):
+        with _lock(Path(str(_entry(key)) + ".lock")):
             if _read(key) is None:
                 _save(fp, key)
         return fp
@@ -146,7 +157,7 @@ def _cached(source: ModelSource, known: dict[Path, str], progress: bool | None) 
     hit = _read(key)
     if hit is not None:
         return _rebind(hit, source)
-    with FileLock(str(_entry(key)) + ".lock"):
+    with _lock(Path(str(_entry(key)) + ".lock")):
         hit = _read(key)  # another process may have built it while we waited
         if hit is not None:
             return _rebind(hit, source)
