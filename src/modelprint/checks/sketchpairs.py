@@ -9,6 +9,7 @@ that read the normed stream). Layers pair index by index unless a layer alignmen
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,28 @@ def sketch_pairs(a: Fingerprint, b: Fingerprint,
                          _canonical(a, role, layer, ea), _canonical(b, role, lb, eb))
 
 
+#: id(fingerprint) -> (a weak reference to it, {(role, layer, id(entry)): canonical sketch}).
+_DECODED: dict[int, tuple[weakref.ref[Fingerprint], dict[tuple[Any, ...], np.ndarray]]] = {}
+
+
 def _canonical(fp: Fingerprint, role: str, layer: int | None, entry: dict[str, Any]
                ) -> np.ndarray:
     """The sketch with the norm gain its role reads through folded in (a folded copy then
-    sketches like its original; ``checks/canonical.py``)."""
-    return fold_columns(decode(entry), reader_gain(fp, role, layer), np.asarray(entry["cols"]))
+    sketches like its original; ``checks/canonical.py``).
+
+    Remembered per fingerprint object for as long as it lives: ``identity`` and
+    ``weights_cosine`` both walk every sketch of both models, and decoding them was ~30 ms
+    of each. The arrays are returned read-only, since both checks share them."""
+    ident = id(fp)
+    held = _DECODED.get(ident)
+    if held is None or held[0]() is not fp:
+        held = (weakref.ref(fp, lambda _: _DECODED.pop(ident, None)), {})
+        _DECODED[ident] = held
+    key = (role, layer, id(entry))
+    out = held[1].get(key)
+    if out is None:
+        out = fold_columns(decode(entry), reader_gain(fp, role, layer),
+                           np.asarray(entry["cols"]))
+        out.flags.writeable = False
+        held[1][key] = out
+    return out

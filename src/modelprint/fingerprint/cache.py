@@ -97,13 +97,17 @@ def _read(key: str) -> Fingerprint | None:
 
 
 def _save(fp: Fingerprint, key: str) -> None:
-    """Write the entry, check it as any reader would, and stamp its bytes as checked."""
+    """Write the entry and, once the parse of exactly those bytes passed the schema, stamp
+    them as checked. The text is parsed from memory, not read back from the file: the stamp
+    is the BLAKE3 of these bytes, so a file changed in between simply fails the stamp and is
+    validated in full by its reader (duplicate keys and nesting cannot come out of
+    ``json.dumps`` of the builder's dicts; the schema is what is checked)."""
     path = _entry(key)
-    fp.save(path)
+    text = fp.to_text()
+    atomic_write_text(path, text)
     try:
-        raw = read_capped(path)
-        Fingerprint.from_bytes(raw, path)
-        atomic_write_text(_stamp(key), _digest(raw))
+        Fingerprint.from_json(json.loads(text), where=str(path))
+        atomic_write_text(_stamp(key), _digest(text.encode("utf-8")))
     except (FingerprintFormatError, OSError):
         return  # unstamped: readers validate it in full
 
