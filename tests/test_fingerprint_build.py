@@ -207,6 +207,29 @@ def test_format_2_is_written_format_1_is_read_newer_sketches_are_refused(
     assert main(["compare", str(tmp_path / "future.fp.json"), str(tmp_path / "new.fp.json")]) == 2
 
 
+def test_a_fingerprint_without_the_optional_model_kind_is_read(tmp_path: Path) -> None:
+    """``model.kind`` is optional in the schema; a file without it once raised a TypeError
+    traceback from ``ModelInfo`` (found by benchmarks/fuzz, seed 91500000722). It is read,
+    with an empty kind, and compares as before; a file without ``model.reference`` (required)
+    is still refused with the file named."""
+    from modelprint.cli import main
+    from modelprint.errors import FingerprintFormatError
+
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    _fingerprint(m.path).save(tmp_path / "full.fp.json")
+    doc = json.loads((tmp_path / "full.fp.json").read_text())
+    del doc["model"]["kind"]
+    (tmp_path / "nokind.fp.json").write_text(json.dumps(doc))
+    back = Fingerprint.load(tmp_path / "nokind.fp.json")
+    assert back.model.kind == "" and back.model.reference == doc["model"]["reference"]
+    assert main(["compare", str(tmp_path / "nokind.fp.json"),
+                 str(tmp_path / "full.fp.json")]) == 1
+    del doc["model"]["reference"]
+    (tmp_path / "noref.fp.json").write_text(json.dumps(doc))
+    with pytest.raises(FingerprintFormatError, match=r"model\.reference"):
+        Fingerprint.load(tmp_path / "noref.fp.json")
+
+
 def test_every_read_of_the_sketch_pass_counts_towards_releasing_mapped_pages(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Row runs and scattered row sets (embedding rows, sampled units) alike: with a release

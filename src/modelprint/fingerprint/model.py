@@ -179,8 +179,9 @@ class Fingerprint:
                 f"1-{SKETCH_VERSION}); re-create it with `modelprint fingerprint`")
         if not validated:
             validate(data, where, TENSOR_DIGEST[fmt])
-        model = ModelInfo(**{k: v for k, v in data["model"].items()
-                             if k in ModelInfo.__dataclass_fields__})
+        # ``kind`` is optional in the schema (older files, hand-written references): "" then
+        model = ModelInfo(**{"kind": "", **{k: v for k, v in data["model"].items()
+                                            if k in ModelInfo.__dataclass_fields__}})
         try:
             arch = ArchInfo.from_json(data["architecture"])
         except TypeError as exc:   # a required field missing (types were validated)
