@@ -47,6 +47,29 @@ def test_independent_pair_exits_0(zoo: dict[str, Path]) -> None:
     assert "identity" not in proc.stdout  # only the selected check ran
 
 
+def test_a_warm_compare_skips_the_start_up_imports_it_does_not_need(tmp_path: Path) -> None:
+    """A warm compare (both fingerprints cached) is mostly start-up on small models, so what
+    it imports is part of its wall time (benchmarks/peers: ~0.6 s, of which imports ~0.2 s).
+    The locks, the licence scanner with yaml, importlib.metadata and scipy's __init__ cost
+    ~80 ms together and are needed only when something is built."""
+    from tests.synth import make_model
+
+    a = make_model(tmp_path / "m", "llama", seed=1).path
+    b = make_model(tmp_path / "m", "llama", seed=2).path
+    env = {**os.environ, "MODELPRINT_CACHE_DIR": str(tmp_path / "cache")}
+    code = ("import sys; from modelprint.cli import main; rc = main(['compare', sys.argv[1], "
+            "sys.argv[2]]); print(sorted(m for m in ('filelock', 'yaml', 'importlib.metadata',"
+            " 'scipy', 'modelprint.license.scan') if m in sys.modules)); sys.exit(rc)")
+    runs = [subprocess.run([sys.executable, "-c", code, str(a), str(b)],
+                           capture_output=True, text=True, env=env, timeout=300)
+            for _ in range(2)]
+    assert runs[0].returncode in (0, 1) and runs[1].returncode == runs[0].returncode, \
+        runs[0].stderr
+    cold, warm = (r.stdout.strip().splitlines()[-1] for r in runs)
+    assert "filelock" in cold     # the cold run built (and locked) both entries
+    assert warm == "[]"
+
+
 def test_relative_references_resolve_from_the_working_directory(zoo: dict[str, Path]) -> None:
     proc = compare("tuned.fp.json", "base.fp.json", "--check", "identity",
                    cwd=zoo["base"].parent)
