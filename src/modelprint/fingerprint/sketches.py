@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from modelprint.fingerprint.tokens import canonical_tokens
+from modelprint.fingerprint.tokens import remembered_canonical_tokens
 
 SKETCH_ROWS = 64
 SKETCH_COLS = 64
@@ -80,7 +80,8 @@ def token_sample(vocab: list[str], k: int = EMBED_TOKENS) -> list[tuple[str, int
     """The bottom-k canonical token strings by sha256, with their ids (first id wins when two
     tokens share a canonical form)."""
     ids = [i for i, tok in enumerate(vocab) if isinstance(tok, str)]
-    canon = canonical_tokens([vocab[i] for i in ids])
+    # remembered: the checks' token maps (tokens.first_ids) then find the same spellings
+    canon = remembered_canonical_tokens([vocab[i] for i in ids])
     first = dict(zip(reversed(canon), reversed(ids), strict=True))  # the first id wins
     sha = hashlib.sha256
     keyed = heapq.nsmallest(k, ((sha(t.encode("utf-8", "replace")).digest(), t) for t in first))
