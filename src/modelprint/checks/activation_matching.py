@@ -40,12 +40,12 @@ stopping rule can raise by at most ``K * STOP_P``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, ClassVar
+from functools import cache, partial
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -65,6 +65,9 @@ from modelprint.checks.unit_matching import (
     to_p,
 )
 
+A = TypeVar("A")
+B = TypeVar("B")
+
 
 @dataclass(frozen=True)
 class LayerMatch:
@@ -80,7 +83,15 @@ class LayerMatch:
 
 @cache
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelprint-lsap")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelprint-second")
+
+
+def _both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """``(first(), second())`` with ``second`` on the check's second thread meanwhile: both
+    forwards of a layer, both models' whole forwards, both assignments of a layer (numpy
+    and scipy's solver release the GIL, so each gets a core)."""
+    job = _pool().submit(second)
+    return first(), job.result()
 
 
 def match_layer(a: LayerActivations, b: LayerActivations, max_units: int,
@@ -92,14 +103,11 @@ def match_layer(a: LayerActivations, b: LayerActivations, max_units: int,
     pick = subsample_units(q.gate.shape[1], max_units, "activations", *key)
     c_gate = cosine([q.gate[:, pick].T], [t.gate.T])
     c_up = np.abs(cosine([q.up[:, pick].T], [t.up.T]))
-    # the two assignments are independent and scipy's solver releases the GIL: one a core
     if inline:      # the caller runs layers side by side (``pipeline.ordered_map``)
-        m_gate, cos_gate = assign(c_gate)
-        m_up, cos_up = assign(c_up)
-    else:
-        up_job = _pool().submit(assign, c_up)
-        m_gate, cos_gate = assign(c_gate)
-        m_up, cos_up = up_job.result()
+        (m_gate, cos_gate), (m_up, cos_up) = assign(c_gate), assign(c_up)
+    else:           # the two assignments are independent: one a core
+        (m_gate, cos_gate), (m_up, cos_up) = _both(lambda: assign(c_gate),
+                                                   lambda: assign(c_up))
     rho, logp = spearman_logp(m_gate.astype(np.float64), m_up.astype(np.float64))
     return LayerMatch(rho, logp, float(np.mean(m_gate == m_up)), float(np.mean(cos_gate)),
                       float(np.mean(cos_up)), len(pick), ua, ub)
@@ -201,11 +209,7 @@ class ActivationMatching:
                         break
         else:
             if _side_by_side(setup):
-                with ThreadPoolExecutor(max_workers=1,
-                                        thread_name_prefix="modelprint-forward") as pool:
-                    job_b = pool.submit(_all_layers, run_b)
-                    acts_a = _all_layers(run_a)
-                    acts_b = job_b.result()
+                acts_a, acts_b = _both(lambda: _all_layers(run_a), lambda: _all_layers(run_b))
             else:
                 acts_a, acts_b = _all_layers(run_a), _all_layers(run_b)
             la, lb = list(range(num_a)), list(range(num_b))
@@ -304,19 +308,13 @@ def _lockstep(run_a: Any, run_b: Any, side_by_side: bool = False
     """Both models one layer at a time (only one layer's tensors of each are held); with
     ``side_by_side`` the reference's layer runs on a second thread while this one runs the
     candidate's (numpy releases the GIL in the products and conversions)."""
-    if not side_by_side:
-        for i in range(run_a.spec.num_layers):
+    for i in range(run_a.spec.num_layers):
+        if side_by_side:
+            xa, xb = _both(partial(run_a.step, i), partial(run_b.step, i))
+        else:
             xa, xb = run_a.step(i), run_b.step(i)
-            assert xa is not None and xb is not None
-            yield xa, xb
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelprint-forward") as pool:
-        for i in range(run_a.spec.num_layers):
-            job = pool.submit(run_b.step, i)
-            xa = run_a.step(i)
-            xb = job.result()
-            assert xa is not None and xb is not None
-            yield xa, xb
+        assert xa is not None and xb is not None
+        yield xa, xb
 
 
 def _all_layers(run: Any) -> list[LayerActivations]:

@@ -51,9 +51,9 @@ from modelprint.checks.unit_matching import (
     ResidualMap,
     SideMap,
     bonferroni_logp,
-    combine,
     layer_similarity,
     to_p,
+    two_arms,
 )
 from modelprint.checks.unit_reading import (
     DENSE,
@@ -219,8 +219,7 @@ class MlpMatching:
                 tested.append((i, j))
                 logps.append(bonferroni_logp(lo))
                 clogps.append(bonferroni_logp(lc))
-                if stop.should_stop(done, bonferroni_logp([combine(tested, logps)[0],
-                                                           combine(tested, clogps)[0]])):
+                if stop.should_stop(done, bonferroni_logp(two_arms(tested, logps, clogps)[:2])):
                     break
         if not records:
             reason = ("the residual streams differ by a rotation, which sketches of 64 "
@@ -230,9 +229,8 @@ class MlpMatching:
                       "basis (width-pruned MLPs need full weights)" if not full else
                       "no layer pair with comparable MLP weights")
             return Evidence.not_applicable(self.name, self.strength, reason, alpha)
-        order_logp, groups = combine(tested, logps)
-        order_logp = stop.correct(order_logp)
-        cons_logp = stop.correct(combine(tested, clogps)[0])
+        order_logp, cons_logp, groups = two_arms(tested, logps, clogps)
+        order_logp, cons_logp = stop.correct(order_logp), stop.correct(cons_logp)
         logp = bonferroni_logp([order_logp, cons_logp])
         p = to_p(logp)
         rhos = np.array([r["rho"] for r in records])

@@ -42,9 +42,9 @@ from modelprint.checks.unit_matching import (
     LN10,
     EarlyStop,
     bonferroni_logp,
-    combine,
     describe_indices,
     to_p,
+    two_arms,
 )
 from modelprint.checks.unit_reading import (
     DENSE,
@@ -166,16 +166,14 @@ class MoeUpcycling:
                 tested.append((i, j))
                 order.append(bonferroni_logp(lo))
                 cons.append(bonferroni_logp(lc))
-                if stop.should_stop(done, bonferroni_logp([combine(tested, order)[0],
-                                                           combine(tested, cons)[0]])):
+                if stop.should_stop(done, bonferroni_logp(two_arms(tested, order, cons)[:2])):
                     break
         if not records:
             reason = ("experts and dense FFN differ in shape: slices need full weights" if not full
                       else "no expert comparable with a dense FFN layer")
             return Evidence.not_applicable(self.name, self.strength, reason, alpha)
-        order_logp, groups = combine(tested, order)
-        order_logp = stop.correct(order_logp)
-        cons_logp = stop.correct(combine(tested, cons)[0])
+        order_logp, cons_logp, groups = two_arms(tested, order, cons)
+        order_logp, cons_logp = stop.correct(order_logp), stop.correct(cons_logp)
         logp = bonferroni_logp([order_logp, cons_logp])
         indicates = bool(logp <= np.log(alpha))
         n_experts = {i: len(sa.experts(i)) for i, _ in tested}

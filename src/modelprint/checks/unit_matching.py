@@ -353,3 +353,12 @@ def combine(pairs: Sequence[tuple[int, int]], logps: Sequence[float]) -> tuple[f
     groups. Returns (ln p, number of independent groups)."""
     groups = components(pairs)
     return fisher_logp([bonferroni_logp([logps[k] for k in g]) for g in groups]), len(groups)
+
+
+def two_arms(pairs: Sequence[tuple[int, int]], order: Sequence[float],
+             consistency: Sequence[float]) -> tuple[float, float, int]:
+    """The order and consistency arms of a unit matching over the layer pairs so far, each
+    :func:`combine`-d (ln p), and the number of independent groups; shared by mlp_matching
+    and moe_upcycling, whose arms are then Bonferroni-combined."""
+    order_logp, groups = combine(pairs, order)
+    return order_logp, combine(pairs, consistency)[0], groups
