@@ -12,11 +12,13 @@ a small JSON file under ``<cache dir>/memo/<kind>/<key>.json``:
 * or by a *content key* (a sha256 over the input itself) for values derived from data.
 
 The weight files' sha256 (``file-sha256``, :mod:`modelprint.fingerprint.hashing`) and a GGUF
-file's parsed header (``gguf-header``, keyed by the file's signature) is remembered the
-same way: walking a 262,144-token vocabulary was ~0.3 s of every process that opened Gemma 3.
+file's parsed header (``gguf-header``, keyed by the file's signature) are remembered the
+same way, as JSON objects: walking a 262,144-token vocabulary was ~0.3 s of every process
+that opened Gemma 3.
 
-Entries are written atomically and read defensively: anything that is not a list of at most
-``max_items`` strings is ignored and recomputed, never trusted. A cache that cannot be
+Entries are written atomically and read defensively: anything that is not what its reader
+expects (for the string lists: a list of at most ``max_items`` strings) is ignored and
+recomputed, never trusted. A cache that cannot be
 written (read-only, full) only costs the recomputation. The checks guard against damage and
 staleness, not forgery: the cache directory is trusted as the fingerprint cache next to it
 is (whoever can write there can replace fingerprints too).
