@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelprint.fingerprint.sketches import token_sample
-from modelprint.fingerprint.tokens import canonical_token, canonical_tokens
+from modelprint.fingerprint.tokens import canonical_token, canonical_tokens, first_ids
 from modelprint.refs import parse_reference
 from modelprint.sources import open_source
 
@@ -38,6 +38,18 @@ _PIECES = st.sampled_from(["▁", "Ġ", "Ċ", "<0x", "0A>", "<0x41>", "Ã", "©"
 def test_vocabulary_at_once_equals_token_by_token(vocab: list[str]) -> None:
     """The inline fast paths of canonical_tokens give what canonical_token gives."""
     assert canonical_tokens(vocab) == [canonical_token(t) for t in vocab]
+
+
+@given(st.lists(st.sampled_from(["Ġthe", " the", "▁the", "a", "", "Ã©", "é", "<0x41>", "A"]),
+                max_size=20))
+def test_first_ids_maps_each_spelling_to_its_first_id(vocab: list[str]) -> None:
+    """The probe and the wide alignment read a token by its first id; empty spellings are
+    never looked up."""
+    want: dict[str, int] = {}
+    for i, tok in enumerate(vocab):
+        want.setdefault(canonical_token(tok), i)
+    want.pop("", None)
+    assert dict(first_ids(vocab)) == want
 
 
 def test_sample_keeps_the_first_id_of_a_canonical_form() -> None:

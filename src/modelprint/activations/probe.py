@@ -54,7 +54,7 @@ def greedy_tokens(text: str, vocab: Collection[str], limit: int | None = None
                   ) -> tuple[list[str], int]:
     """Greedy longest-match segmentation of ``text`` over ``vocab``; (tokens, skipped chars).
     With ``limit``, stops after that many tokens (skipped characters counted up to there)."""
-    longest = min(MAX_TOKEN_CHARS, max((len(t) for t in vocab), default=0))
+    longest = min(MAX_TOKEN_CHARS, max(map(len, vocab), default=0))
     out: list[str] = []
     skipped = 0
     pos = 0
@@ -77,7 +77,7 @@ def shared_probe(vocab_a: list[str], vocab_b: list[str], limit: int,
     same = vocab_a == vocab_b
     ids_a = first_ids(vocab_a)
     ids_b = ids_a if same else first_ids(vocab_b)
-    shared = ids_a if same else {t: i for t, i in ids_a.items() if t in ids_b}
+    shared: Collection[str] = ids_a if same else ids_a.keys() & ids_b.keys()
     strings, skipped = greedy_tokens(probe_text() if text is None else text, shared, limit)
     return ProbeTokens([ids_a[s] for s in strings], [ids_b[s] for s in strings], strings,
                        skipped, len(shared), same)

@@ -288,7 +288,7 @@ def _wide_alignment(a: ModelView, b: ModelView) -> Alignment | None:
     d = max(a.fingerprint.architecture.hidden_size, b.fingerprint.architecture.hidden_size)
     ids_a = first_ids(va)
     ids_b = first_ids(vb)
-    shared = [t for t in ids_a if t in ids_b]
+    shared = ids_a.keys() & ids_b.keys()
     k = 2 * d + 64
     sha = hashlib.sha256
     picked = heapq.nsmallest(k, shared, key=lambda t: sha(t.encode("utf-8", "replace")).digest())

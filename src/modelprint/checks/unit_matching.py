@@ -20,6 +20,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -275,8 +276,16 @@ def layer_similarity(xa: dict[int, np.ndarray], xb: dict[int, np.ndarray],
 def unit_projection(w: np.ndarray, k: int = 64) -> np.ndarray:
     """``W^T R / sqrt(k)`` for a (units x dims) matrix, ``R`` seeded by the unit count: a
     (dims x k) summary whose Gram approximates ``W^T W`` whatever the order of the units."""
-    r = seeded_rng("proj", w.shape[0], k).normal(size=(w.shape[0], k)) / math.sqrt(k)
-    return np.asarray(w, dtype=np.float64).T @ r
+    return np.asarray(w, dtype=np.float64).T @ _projection(w.shape[0], k)
+
+
+@lru_cache(maxsize=8)
+def _projection(units: int, k: int) -> np.ndarray:
+    """``R / sqrt(k)``, drawn once per unit count: every layer of a model has the same count,
+    and drawing it (2.6 ms) cost more than the product it feeds (0.9 ms for 1536 units)."""
+    r = seeded_rng("proj", units, k).normal(size=(units, k)) / math.sqrt(k)
+    r.flags.writeable = False
+    return r
 
 
 def components(pairs: Sequence[tuple[int, int]]) -> list[list[int]]:

@@ -33,6 +33,7 @@ import base64
 import hashlib
 import heapq
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -88,11 +89,15 @@ def token_sample(vocab: list[str], k: int = EMBED_TOKENS) -> list[tuple[str, int
     return [(t, first[t]) for _, t in keyed]
 
 
+@lru_cache(maxsize=8)
 def projection_matrix(out_dim: int, k: int = PROJ_DIM) -> np.ndarray:
-    """Seeded Gaussian projection of the output axis, a pure function of ``out_dim``."""
+    """Seeded Gaussian projection of the output axis, a pure function of ``out_dim``; drawn
+    once per size (read-only), since every layer's Q (and K) has the same output size."""
     seed = int.from_bytes(hashlib.sha256(f"modelprint-proj:{out_dim}".encode()).digest()[:8],
                           "little")
-    return np.random.default_rng(seed).normal(size=(out_dim, k)) / np.sqrt(k)
+    r = np.random.default_rng(seed).normal(size=(out_dim, k)) / np.sqrt(k)
+    r.flags.writeable = False
+    return r
 
 
 def projection_entry(matrix: np.ndarray) -> dict[str, Any]:

@@ -132,8 +132,9 @@ def first_ids(vocab: list[str]) -> Mapping[str, int]:
 
 @lru_cache(maxsize=8)
 def _first_ids(vocab: tuple[str, ...]) -> Mapping[str, int]:
-    out: dict[str, int] = {}
-    for i, t in enumerate(remembered_canonical_tokens(list(vocab))):
-        if t and t not in out:
-            out[t] = i
+    canon = remembered_canonical_tokens(list(vocab))
+    # built back to front so that the first id of a spelling is the one that stays: one
+    # C-level pass (a Python loop was 0.23 s of a warm Gemma 3 vs SmolLM2 compare)
+    out = dict(zip(reversed(canon), range(len(canon) - 1, -1, -1), strict=True))
+    out.pop("", None)
     return MappingProxyType(out)
