@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -151,17 +152,21 @@ def match_columns(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 #: (the d x d assignment is ~0.5 s at d = 2048, ~8x that at 4096). The entry holds the two
 #: fingerprints, so their ids cannot be reused while it lives.
 _RECENT: list[tuple[Fingerprint, Fingerprint, Alignment | None]] = []
+#: Held while an alignment is looked up or computed: checks of one pair run side by side
+#: (``engine.session.CHECK_THREADS``) and would otherwise each fit the same alignment.
+_LOCK = threading.RLock()
 
 
 def align(a: Fingerprint, b: Fingerprint) -> Alignment | None:
     """The residual alignment of A and B, or None without enough shared tokens."""
-    for fa, fb, hit in _RECENT:
-        if fa is a and fb is b:
-            return hit
-    result = _align(a, b)
-    _RECENT.insert(0, (a, b, result))
-    del _RECENT[4:]
-    return result
+    with _LOCK:
+        for fa, fb, hit in _RECENT:
+            if fa is a and fb is b:
+                return hit
+        result = _align(a, b)
+        _RECENT.insert(0, (a, b, result))
+        del _RECENT[4:]
+        return result
 
 
 def is_rotation(rotation_residual: float | None, permutation_residual: float) -> bool:
@@ -257,14 +262,15 @@ def align_views(a: ModelView, b: ModelView) -> Alignment | None:
     al = align(a.fingerprint, b.fingerprint)
     if al is None or not al.rotated or al.determined or a.weights is None or b.weights is None:
         return al
-    for va, vb, hit in _WIDE:
-        if va is a and vb is b:
-            return hit
-    wide = _wide_alignment(a, b)
-    result = wide if wide is not None else al
-    _WIDE.insert(0, (a, b, result))
-    del _WIDE[2:]
-    return result
+    with _LOCK:
+        for va, vb, hit in _WIDE:
+            if va is a and vb is b:
+                return hit
+        wide = _wide_alignment(a, b)
+        result = wide if wide is not None else al
+        _WIDE.insert(0, (a, b, result))
+        del _WIDE[2:]
+        return result
 
 
 _WIDE: list[tuple[ModelView, ModelView, Alignment]] = []

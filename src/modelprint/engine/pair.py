@@ -40,7 +40,13 @@ class Pair:
         return ev
 
     def all_evidence(self) -> dict[str, Evidence]:
-        return {name: self.evidence(name) for name in self.checks}
+        """Every selected check's evidence, computed side by side where not yet computed."""
+        out: dict[str, Evidence] = {}
+        for name, (ev, seconds) in self.engine.evidence_many(
+                self.candidate, self.reference, self.checks).items():
+            self._timings[name] = seconds
+            out[name] = ev
+        return out
 
     def verdict(self) -> tuple[str, str]:
         """``(verdict, reason)`` over every selected check (computing those not yet run)."""

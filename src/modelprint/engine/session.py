@@ -12,8 +12,10 @@ derived just because it asked more questions.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from modelprint._blas import single_thread_blas
@@ -30,6 +32,15 @@ ModelLoader = Callable[..., ModelView]
 #: The check whose layer alignment the other per-layer checks reuse when depths differ.
 LAYER_ALIGNER = "attention_cka"
 
+#: Checks of one pair computed side by side (:meth:`Engine.evidence_many`). Most checks are
+#: single-threaded numpy (BLAS is held to one thread, ``_blas``); two at a time keep both
+#: cores of a small machine busy. ``1`` computes them one after the other.
+CHECK_THREADS = 2
+
+#: Started first, so the longest checks do not begin last: the alignment the per-layer checks
+#: wait for when depths differ, then the checks that take most of a compare.
+FIRST = (LAYER_ALIGNER, "activation_matching", "mlp_matching", "moe_upcycling")
+
 
 class Engine:
     """One session's models and evidence."""
@@ -44,6 +55,10 @@ class Engine:
         self._models: dict[str, ModelView | InputError] = {}
         self._evidence: dict[tuple[str, str, str, str], tuple[Evidence, float]] = {}
         self._verdicts: dict[tuple[Any, ...], tuple[str, str]] = {}
+        # one lock per evidence key: a check asked for by two threads (the layer aligner,
+        # which other checks wait for) is computed once, the second waiting for the first
+        self._key_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     @property
     def registry(self) -> Mapping[str, Any]:
@@ -95,7 +110,14 @@ class Engine:
         """``check``'s evidence for the pair and the seconds it took (computed once)."""
         key = (candidate.key(), reference.key(), check, freeze(options))
         hit = self._evidence.get(key)
-        if hit is None:
+        if hit is not None:
+            return hit
+        with self._locks_guard:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._evidence.get(key)
+            if hit is not None:
+                return hit
             impl = self.registry[check]
             a, b = self.model(candidate), self.model(reference)
             opts = dict(options)
@@ -108,6 +130,33 @@ class Engine:
             hit = (ev, time.perf_counter() - start)
             self._evidence[key] = hit
         return hit
+
+    def evidence_many(self, candidate: Target, reference: Target,
+                      checks: Mapping[str, Mapping[str, Any]]
+                      ) -> dict[str, tuple[Evidence, float]]:
+        """:meth:`evidence` of every check in ``checks`` (name -> options), up to
+        :data:`CHECK_THREADS` at a time; the same evidence as one after the other (each
+        check is a pure function of the two models and its options), in ``checks``' order.
+        The seconds of each are its own wall time, which two checks sharing the cores
+        lengthen. The first error raised, in ``checks``' order, is raised."""
+        names = list(checks)
+        if CHECK_THREADS <= 1 or len(names) < 2:
+            return {n: self.evidence(candidate, reference, n, checks[n]) for n in names}
+        self.model(candidate)        # a model that cannot be read fails here, once
+        self.model(reference)
+        start_order = sorted(names, key=lambda n: FIRST.index(n) if n in FIRST else len(FIRST))
+        # BLAS limited once for all the threads: the limit is process-wide, and the nested
+        # limits of each check then find (and restore) one thread
+        with single_thread_blas(), ThreadPoolExecutor(
+                max_workers=CHECK_THREADS, thread_name_prefix="modelprint-check") as pool:
+            jobs = {n: pool.submit(self.evidence, candidate, reference, n, checks[n])
+                    for n in start_order}
+            try:
+                return {n: jobs[n].result() for n in names}
+            except BaseException:
+                for job in jobs.values():
+                    job.cancel()
+                raise
 
     def layer_map(self, candidate: Target, reference: Target) -> list[list[int]] | None:
         """The layer alignment every per-layer check uses when depths differ.

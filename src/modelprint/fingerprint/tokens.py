@@ -23,6 +23,7 @@ changes, so it is idempotent: a canonical token is its own canonical form.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from functools import cache, lru_cache
 from types import MappingProxyType
@@ -125,9 +126,13 @@ def first_ids(vocab: list[str]) -> Mapping[str, int]:
     Read-only and memoised by content: one audit asks for the same vocabularies several
     times (the wide alignment, the activation probe), and canonicalising a 50k-262k
     vocabulary costs 0.2-1 s each time."""
-    if set(map(type, vocab)) <= {str}:      # the usual case, without a call per token
-        return _first_ids(tuple(vocab))
-    return _first_ids(tuple(v if isinstance(v, str) else "" for v in vocab))
+    key = (tuple(vocab) if set(map(type, vocab)) <= {str}   # the usual case, no call per token
+           else tuple(v if isinstance(v, str) else "" for v in vocab))
+    with _FIRST_IDS_LOCK:     # checks run side by side: one of them builds it, once
+        return _first_ids(key)
+
+
+_FIRST_IDS_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=8)
