@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -16,7 +16,7 @@ from modelprint.engine import session as session_mod
 class _Aligner:
     name = LAYER_ALIGNER
     strength = CONTEXT
-    default_options: dict[str, Any] = {}
+    default_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         self.calls = 0
@@ -32,7 +32,7 @@ class _PerLayer:
     the same time."""
 
     strength = CONTEXT
-    default_options: dict[str, Any] = {"layer_map": None}
+    default_options: ClassVar[dict[str, Any]] = {"layer_map": None}
 
     def __init__(self, name: str, barrier: threading.Barrier | None) -> None:
         self.name = name
@@ -49,7 +49,7 @@ class _PerLayer:
 class _Broken:
     name = "broken"
     strength = CONTEXT
-    default_options: dict[str, Any] = {}
+    default_options: ClassVar[dict[str, Any]] = {}
 
     def compute(self, a: Any, b: Any, options: dict[str, Any]) -> Evidence:
         raise RuntimeError("this check fails")

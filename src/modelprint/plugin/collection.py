@@ -12,6 +12,7 @@ local model file exists.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,28 @@ class ReferenceNode(pytest.Collector):
         for name in names:
             yield CheckItem.from_parent(self, name=name, check=name)
         yield VerdictItem.from_parent(self, name="verdict")
+
+    def prefetch(self) -> None:
+        """Compute, side by side (``Engine.evidence_many``), the checks this session's items
+        of this reference will ask for one by one -- all of them when its verdict item runs.
+
+        Once per reference, and not on a pytest-xdist worker (it runs only some of the items
+        it collected; computing the others would repeat another worker's work). A failure
+        here is left for the items to meet: each asks for its own check again and reports
+        its own error."""
+        if getattr(self, "_prefetched", False) or hasattr(self.config, "workerinput"):
+            return
+        self._prefetched = True
+        mine = [item for item in self.session.items if item.parent is self]
+        # any error (a model that cannot be read, a failing check) is the items' to report
+        with contextlib.suppress(Exception):
+            pair = self.pair
+            names = (list(pair.checks) if any(item.name == "verdict" for item in mine) else
+                     [item.check for item in mine
+                      if isinstance(item, CheckItem) and item.check in pair.checks])
+            if len(names) >= 2:
+                pair.engine.evidence_many(pair.candidate, pair.reference,
+                                          {n: pair.checks[n] for n in names})
 
     @property
     def pair(self) -> Pair:

@@ -103,6 +103,7 @@ class CheckItem(AuditItem):
         return self.check
 
     def _run(self) -> None:
+        self.reference_node.prefetch()
         pair = self.pair
         outcome = pair.check_outcome(self.check)
         result = pair.check_json(self.check)
