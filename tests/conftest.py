@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from modelprint import realmodels
+
+# Imported once, before any in-process pytester run: pytester removes the modules an inner
+# run imported when it ends, and torch's C extension, imported a second time after that,
+# failed to initialise ("SystemError: ... bad call flags", then a crash at exit) in a worker
+# that ran tests/test_report.py before tests/test_plugin.py. torch is a test dependency
+# (`make test`); without it the tests that need it fail on their own import.
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,17 @@ def _load() -> Callable[..., Any]:
     return linear_sum_assignment
 
 
+#: The extension is loaded outside the import system (which would serialise it), and checks
+#: run on several threads: loading it twice at once corrupted the interpreter ("SystemError:
+#: bad call flags" on a later import, then a crash), so the first load is under a lock.
+_LOAD_LOCK = threading.Lock()
+
+
 def linear_sum_assignment(cost: Any, maximize: bool = False) -> Any:
     """Exactly ``scipy.optimize.linear_sum_assignment(cost, maximize)``."""
     global _FN
     if _FN is None:
-        _FN = _load()
+        with _LOAD_LOCK:
+            if _FN is None:
+                _FN = _load()
     return _FN(cost, maximize=maximize)
