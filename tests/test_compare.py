@@ -171,6 +171,41 @@ def test_a_warm_preload_starts_no_child_and_stops_one_it_no_longer_needs(
     assert engine.model(Target(str(b))).fingerprint.model.reference == str(b)
 
 
+def test_a_cold_preload_gives_the_child_the_smaller_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child process starts ~0.2 s late (interpreter and imports), so it fingerprints the
+    smaller model whichever side of the pair that is; both fingerprints then load as before."""
+    from modelprint import prefetch
+    from modelprint.engine import Engine, Target
+    from tests.synth import make_model
+
+    small = make_model(tmp_path / "m", "llama", seed=1).path
+    large = make_model(tmp_path / "m", "llama", seed=2, layers=6).path
+    monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "cache"))
+    given: list[list[str]] = []
+    real_start = prefetch.start
+
+    def spy(references: list[tuple[str, Path | None]], offline: bool | None) -> object:
+        given.append([r for r, _ in references])
+        return real_start(references, offline)
+
+    monkeypatch.setattr(prefetch, "start", spy)
+    engine = Engine()
+    engine.preload(Target(str(small)), Target(str(large)))    # the candidate is smaller
+    assert given == [[str(small)]]
+    assert engine.model(Target(str(large))).fingerprint.num_layers == 6
+    assert engine.model(Target(str(small))).fingerprint.num_layers == 2
+
+
+def test_a_preload_of_two_missing_models_names_the_candidate(tmp_path: Path) -> None:
+    from modelprint.engine import Engine, Target
+    from modelprint.errors import InputError
+
+    with pytest.raises(InputError, match="first-missing"):
+        Engine().preload(Target(str(tmp_path / "first-missing")),
+                         Target(str(tmp_path / "second-missing")))
+
+
 def test_a_broken_reference_still_fails_with_one_line(tmp_path: Path) -> None:
     """The child that fingerprints the reference fails quietly; the error is reported here."""
     from tests.synth import make_model

@@ -60,6 +60,23 @@ def _needs_work(reference: str, base_dir: Path | None, offline: bool | None) -> 
         return False
 
 
+def stored_bytes(reference: str, base_dir: Path | None, offline: bool | None) -> int | None:
+    """The size of a reference's weight files, or None when it is not plain weights that
+    open (a ``*.fp.json``, a missing model: the caller's load reports those)."""
+    from modelprint.errors import InputError
+    from modelprint.refs import parse_reference
+    from modelprint.sources import open_source
+
+    try:
+        ref = parse_reference(reference, base_dir)
+        if ref.kind == "fingerprint":
+            return None
+        with open_source(ref, offline=offline) as source:
+            return sum(f.stat().st_size for f in source.weight_files())
+    except (InputError, OSError):
+        return None
+
+
 def start(references: Sequence[tuple[str, Path | None]], offline: bool | None
           ) -> BaseProcess | None:
     """Start fingerprinting ``references`` in one child process; None when not worth it
