@@ -119,7 +119,7 @@ class Engine:
     def evidence(self, candidate: Target, reference: Target, check: str,
                  options: Mapping[str, Any]) -> tuple[Evidence, float]:
         """``check``'s evidence for the pair and the seconds it took (computed once)."""
-        key = (candidate.key(), reference.key(), check, freeze(options))
+        key = _evidence_key(candidate, reference, check, options)
         hit = self._evidence.get(key)
         if hit is not None:
             return hit
@@ -151,19 +151,22 @@ class Engine:
         The seconds of each are its own wall time, which two checks sharing the cores
         lengthen. The first error raised, in ``checks``' order, is raised."""
         names = list(checks)
-        if CHECK_THREADS <= 1 or len(names) < 2:
+        todo = [n for n in names
+                if _evidence_key(candidate, reference, n, checks[n]) not in self._evidence]
+        if CHECK_THREADS <= 1 or len(todo) < 2:
             return {n: self.evidence(candidate, reference, n, checks[n]) for n in names}
         self.model(candidate)        # a model that cannot be read fails here, once
         self.model(reference)
-        start_order = sorted(names, key=lambda n: FIRST.index(n) if n in FIRST else len(FIRST))
-        # BLAS limited once for all the threads: the limit is process-wide, and the nested
-        # limits of each check then find (and restore) one thread
+        start_order = sorted(todo, key=lambda n: FIRST.index(n) if n in FIRST else len(FIRST))
+        # BLAS limited here, for all the threads: the limit is process-wide and OpenBLAS
+        # takes it only from this thread; each check's own scope inside it costs nothing
         with single_thread_blas(), ThreadPoolExecutor(
                 max_workers=CHECK_THREADS, thread_name_prefix="modelprint-check") as pool:
             jobs = {n: pool.submit(self.evidence, candidate, reference, n, checks[n])
                     for n in start_order}
             try:
-                return {n: jobs[n].result() for n in names}
+                return {n: jobs[n].result() if n in jobs else
+                        self.evidence(candidate, reference, n, checks[n]) for n in names}
             except BaseException:
                 for job in jobs.values():
                     job.cancel()
@@ -208,6 +211,11 @@ class Engine:
         if n_tests is None:
             n_tests = count_decisive(self.registry, selected)
         return Pair(self, candidate, reference, selected, expect, alpha, max(1, n_tests), audit)
+
+
+def _evidence_key(candidate: Target, reference: Target, check: str,
+                  options: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return (candidate.key(), reference.key(), check, freeze(options))
 
 
 def merged_options(check: Any, user: Mapping[str, Any] | None) -> dict[str, Any]:
