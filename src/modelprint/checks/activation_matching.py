@@ -49,6 +49,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from modelprint._median import median
 from modelprint.activations.forward import LayerActivations
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.mlp_matching import pair_layers
@@ -245,10 +246,10 @@ class ActivationMatching:
         if indicates:
             summary = (f"{n} layers: the MLP units' gate and up activations on the probe pick "
                        f"the same partner for {agree:.0%} of units (median Spearman rho "
-                       f"{np.median(rhos):.3f}): the units compute alike, in whatever order")
+                       f"{median(rhos):.3f}): the units compute alike, in whatever order")
         else:
             summary = (f"{n} layers: gate and up activations match the MLP units to unrelated "
-                       f"partners (median Spearman rho {np.median(rhos):.3f}, same partner for "
+                       f"partners (median Spearman rho {median(rhos):.3f}, same partner for "
                        f"{agree:.0%})")
         if stopped is not None:
             summary += (f"; stopped after {stopped} of {stop.looks} layer"

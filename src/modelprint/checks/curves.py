@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from modelprint._median import median
 from modelprint._tails import average_ranks, t_sf
 from modelprint.errors import InputError
 
@@ -398,6 +399,6 @@ def compare_vectors(fa: Any, fb: Any, role: str, alignment: Alignment) -> dict[s
         "centred_r": mean_or_none([p["centred_r"] for p in per_layer]),
         "uncentred_cosine_not_evidence": mean_or_none(
             [p["uncentred_cosine_not_evidence"] for p in per_layer]),
-        "magnitude_ratio": (float(np.exp(np.median(np.log(ratios)))) if ratios else None),
+        "magnitude_ratio": (float(np.exp(median(np.log(ratios)))) if ratios else None),
         "per_layer": per_layer,
     }

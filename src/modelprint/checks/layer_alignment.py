@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelprint._median import median
+
 
 @dataclass(frozen=True)
 class LayerAlignment:
@@ -39,7 +41,7 @@ def align_layers(sim: np.ndarray, jump_penalty: float | None = None) -> LayerAli
     sim = np.asarray(sim, dtype=np.float64)
     la, lb = sim.shape
     if jump_penalty is None:
-        jump_penalty = 0.5 * float(np.max(sim) - np.median(sim))
+        jump_penalty = 0.5 * float(np.max(sim) - median(sim))
     best = np.full((la, lb), -np.inf)
     back = np.zeros((la, lb), dtype=np.int64)
     best[0] = sim[0]

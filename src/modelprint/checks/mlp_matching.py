@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from modelprint._median import median
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
 from modelprint.checks.canonical import disguises
 from modelprint.checks.curves import resolve_alignment
@@ -136,11 +137,11 @@ def _summary(records: list[dict[str, Any]], indicates: bool, by_order: bool) -> 
     n = len(records)
     if not indicates:
         return (f"{n} layers: matched MLP units are in unrelated order (median Spearman rho "
-                f"{np.median(rhos):.3f}) and views of the units do not agree on a match")
+                f"{median(rhos):.3f}) and views of the units do not agree on a match")
     if by_order:
         best = min(records, key=lambda r: r["log10_p"])
         return (f"{n} layers: matched MLP units keep their order (median Spearman rho "
-                f"{np.median(rhos):.3f}; layer {best['layer_a']}: "
+                f"{median(rhos):.3f}; layer {best['layer_a']}: "
                 f"{best['identity_fraction']:.0%} of units matched to the same index)")
     cos = np.mean([r["matched_cosine"] for r in records])
     run = np.mean([r["runner_up_cosine"] for r in records])
