@@ -21,4 +21,7 @@ def median(values: Any) -> float:
     if n == 0 or math.isnan(a[-1]):      # np.sort puts NaN last
         return math.nan
     mid = n // 2
-    return float(a[mid]) if n % 2 else float((a[mid - 1] + a[mid]) / 2)
+    if n % 2:
+        return float(a[mid])
+    with np.errstate(over="ignore"):     # two values near the float64 limit: inf, as numpy
+        return float((a[mid - 1] + a[mid]) / 2)

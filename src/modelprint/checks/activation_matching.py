@@ -49,6 +49,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from modelprint._blas import single_thread_blas
 from modelprint._median import median
 from modelprint.activations.forward import LayerActivations
 from modelprint.checks.base import DECISIVE, Evidence, ModelView
@@ -163,8 +164,13 @@ class ActivationMatching:
             return Evidence.not_applicable(self.name, self.strength, setup, alpha)
         from modelprint.activations.forward import NoForward
 
+        # one BLAS thread for everything but a big layer's forward (``forward_threads`` raises
+        # it on this thread), as under the engine: worker threads cannot set their own count
+        # (OpenBLAS ignores it, ``_blas``), so without this a direct call's numbers depended on
+        # which thread's scope was open when (a CI flake of the side-by-side test)
         try:
-            return self._compare(setup, options, alpha)
+            with single_thread_blas():
+                return self._compare(setup, options, alpha)
         except NoForward as exc:
             return Evidence.not_applicable(self.name, self.strength, str(exc), alpha)
 
