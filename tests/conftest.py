@@ -13,7 +13,8 @@ from modelprint import realmodels
 # run imported when it ends, and torch's C extension, imported a second time after that,
 # failed to initialise ("SystemError: ... bad call flags", then a crash at exit) in a worker
 # that ran tests/test_report.py before tests/test_plugin.py. torch is a test dependency
-# (`make test`); without it the tests that need it fail on their own import.
+# (`make test`); without it the tests that need it fail on their own import. (The same
+# trap as test_plugin's ``_warm_imports``, for a module imported by the test code itself.)
 with contextlib.suppress(ImportError):
     import torch  # noqa: F401
 

@@ -348,3 +348,28 @@ def test_offline_option_never_asks_the_hub(pytester: pytest.Pytester, zoo: dict[
     out = result.stdout.str()
     assert result.ret in (1, 2)
     assert "offline" in out and "some-org/absent-model" in out
+
+
+def test_the_checks_a_session_runs_are_computed_side_by_side_once(
+        pytester: pytest.Pytester, zoo: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first check item of a reference hands the engine the checks this session will ask
+    for: every check when the verdict item runs, only the selected ones under ``-k``."""
+    from modelprint.checks import check_names
+    from modelprint.engine import Engine
+
+    asked: list[list[str]] = []
+    real = Engine.evidence_many
+
+    def spy(self: Engine, candidate: Any, reference: Any, checks: Any) -> Any:
+        asked.append(list(checks))
+        return real(self, candidate, reference, checks)
+
+    monkeypatch.setattr(Engine, "evidence_many", spy)
+    audit(pytester, "a", "candidate: models/other.fp.json\nreferences: [models/base.fp.json]\n")
+    result, items, _ = run(pytester)
+    assert result.ret == 0
+    assert asked and sorted(asked[0]) == sorted(check_names())
+    asked.clear()
+    result, items, _ = run(pytester, "-k", "identity or weights_cosine")
+    assert result.ret == 0 and len(items) == 2
+    assert [sorted(a) for a in asked] == [["identity", "weights_cosine"]]

@@ -44,9 +44,9 @@ def _load() -> Callable[..., Any]:
     return linear_sum_assignment
 
 
-#: The extension is loaded outside the import system (which would serialise it), and checks
-#: run on several threads: loading it twice at once corrupted the interpreter ("SystemError:
-#: bad call flags" on a later import, then a crash), so the first load is under a lock.
+#: The extension is loaded outside the import system (whose module locks would serialise two
+#: first loads), and checks run on several threads: the first load is under a lock, so the
+#: extension is executed once.
 _LOAD_LOCK = threading.Lock()
 
 

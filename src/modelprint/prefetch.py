@@ -40,29 +40,11 @@ def _warm(references: Sequence[tuple[str, str | None]], offline: bool | None) ->
                        progress=False)
 
 
-def _needs_work(reference: str, base_dir: Path | None, offline: bool | None) -> bool:
-    """Weights to fingerprint: not a ``*.fp.json`` reference (read, not built), and not
-    weights whose files all have a remembered sha256 (fingerprinted before: a warm run, where
-    starting a child -- ~0.1 s of process start and imports -- would only be terminated). A
-    reference that does not parse or open is left to the caller, which reports it."""
-    from modelprint.errors import InputError
-    from modelprint.fingerprint.hashing import memo_lookup
-    from modelprint.refs import parse_reference
-    from modelprint.sources import open_source
-
-    try:
-        ref = parse_reference(reference, base_dir)
-        if ref.kind == "fingerprint":
-            return False
-        with open_source(ref, offline=offline) as source:
-            return any(memo_lookup(f) is None for f in source.weight_files())
-    except InputError:
-        return False
-
-
-def stored_bytes(reference: str, base_dir: Path | None, offline: bool | None) -> int | None:
-    """The size of a reference's weight files, or None when it is not plain weights that
-    open (a ``*.fp.json``, a missing model: the caller's load reports those)."""
+def _weight_files(reference: str, base_dir: Path | None, offline: bool | None
+                  ) -> list[Path] | None:
+    """The weight files of a plain weights reference; None for a ``*.fp.json`` (read, not
+    built) and for a reference that does not parse or open (left to the caller, which
+    reports it)."""
     from modelprint.errors import InputError
     from modelprint.refs import parse_reference
     from modelprint.sources import open_source
@@ -72,8 +54,28 @@ def stored_bytes(reference: str, base_dir: Path | None, offline: bool | None) ->
         if ref.kind == "fingerprint":
             return None
         with open_source(ref, offline=offline) as source:
-            return sum(f.stat().st_size for f in source.weight_files())
-    except (InputError, OSError):
+            return list(source.weight_files())
+    except InputError:
+        return None
+
+
+def _needs_work(reference: str, base_dir: Path | None, offline: bool | None) -> bool:
+    """Weights to fingerprint, unless all their files have a remembered sha256
+    (fingerprinted before: a warm run, where starting a child -- ~0.1 s of process start and
+    imports -- would only be terminated)."""
+    from modelprint.fingerprint.hashing import memo_lookup
+
+    files = _weight_files(reference, base_dir, offline)
+    return files is not None and any(memo_lookup(f) is None for f in files)
+
+
+def stored_bytes(reference: str, base_dir: Path | None, offline: bool | None) -> int | None:
+    """The size of a reference's weight files, or None when it is not plain weights that
+    open (see :func:`_weight_files`)."""
+    files = _weight_files(reference, base_dir, offline)
+    try:
+        return None if files is None else sum(f.stat().st_size for f in files)
+    except OSError:
         return None
 
 

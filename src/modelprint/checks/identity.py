@@ -85,7 +85,7 @@ class Identity:
                                            "no non-constant tensors to compare", near_thr)
         near = [r for r in rel if r["relative_difference"] <= near_thr]
         near_frac = len(near) / len(rel) if rel else 0.0
-        median_rel = float(median([r["relative_difference"] for r in rel])) if rel else None
+        median_rel = median([r["relative_difference"] for r in rel]) if rel else None
         is_exact = bool(exact)
         is_near = bool(rel) and near_frac >= min_frac
         if is_exact:

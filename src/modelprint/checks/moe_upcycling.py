@@ -85,7 +85,7 @@ def _summary(records: list[dict[str, Any]], indicates: bool, moe_side: str) -> s
     layers = sorted({r["layer_a"] for r in records})
     hit = [r for r in records if r["matched"]]
     if not indicates:
-        rho = float(median([r["rho"] for r in records]))
+        rho = median([r["rho"] for r in records])
         return (f"{len(records)} {moe_side} experts in {len(layers)} layers: none matches the "
                 f"{dense_side}'s dense FFN beyond chance (median Spearman rho {rho:.3f})")
     first = [r for r in hit if r["layer_a"] == hit[0]["layer_a"]][:4]

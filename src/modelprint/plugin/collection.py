@@ -64,6 +64,7 @@ class ReferenceNode(pytest.Collector):
         self.index = index
         self.n_tests = n_tests
         self._pair: Pair | None = None
+        self._prefetched = False
 
     def collect(self) -> Iterator[pytest.Item]:
         registry = get_state(self.config).engine.registry
@@ -80,7 +81,7 @@ class ReferenceNode(pytest.Collector):
         it collected; computing the others would repeat another worker's work). A failure
         here is left for the items to meet: each asks for its own check again and reports
         its own error."""
-        if getattr(self, "_prefetched", False) or hasattr(self.config, "workerinput"):
+        if self._prefetched or hasattr(self.config, "workerinput"):
             return
         self._prefetched = True
         mine = [item for item in self.session.items if item.parent is self]
