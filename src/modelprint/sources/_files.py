@@ -32,12 +32,18 @@ WEIGHT_SUFFIXES = (".safetensors", ".gguf", ".npz", ".h5", ".msgpack", ".onnx", 
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
+    """The object, or ValueError naming a repeated key. Built in C and compared by length
+    (a key seen twice makes the dict shorter than its pairs); the Python loop that names the
+    key runs only then -- it was ~0.02 s of every 49k-token ``tokenizer.json``."""
+    out = dict(pairs)
+    if len(out) == len(pairs):
+        return out
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
             raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
+        seen.add(key)
+    raise AssertionError("unreachable: a shorter dict has a repeated key")
 
 
 def loads_strict(data: bytes | str, max_depth: int = MAX_JSON_DEPTH, **kwargs: Any) -> Any:
