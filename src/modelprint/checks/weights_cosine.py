@@ -111,7 +111,7 @@ class WeightsCosine:
                 "p_value_method": "row-permutation test over residual dimensions (Hoeffding "
                                   "combinatorial CLT, normal tail), Bonferroni over matrices",
                 "matrices": len(per_slot),
-                "max_z": float(zs.max()), "median_z": float(median(zs)),
+                "max_z": float(zs.max()), "median_z": median(zs),
                 "cantelli_bound_best": cantelli_bound(float(zs.max())),
                 "by_role": {r: float(np.mean(v)) for r, v in by_role.items()},
                 "per_matrix": per_slot,
