@@ -36,14 +36,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     (a key seen twice makes the dict shorter than its pairs); the Python loop that names the
     key runs only then -- it was ~0.02 s of every 49k-token ``tokenizer.json``."""
     out = dict(pairs)
-    if len(out) == len(pairs):
-        return out
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen.add(key)
-    raise AssertionError("unreachable: a shorter dict has a repeated key")
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return out
 
 
 def loads_strict(data: bytes | str, max_depth: int = MAX_JSON_DEPTH, **kwargs: Any) -> Any:
