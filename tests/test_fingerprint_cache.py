@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,45 @@ def test_concurrent_processes_agree_and_leave_a_valid_entry(tmp_path: Path) -> N
     assert json.dumps(_content(Fingerprint.load(entries[0])), sort_keys=True) == \
         results.pop().strip()
     assert not [p for p in fingerprint_dir().iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_build_in_progress_is_waited_for_not_repeated(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builder has hashed the files (their digests are remembered) but not yet saved the
+    entry: a second caller (the prefetch child's parent, an xdist worker) waits for it and
+    takes the entry instead of fingerprinting the same weights again beside it."""
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    real = cache.build_fingerprint
+    hashed, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow_build(*a: Any, **k: Any) -> Fingerprint:
+        calls.append(threading.current_thread().name)
+        fp = real(*a, **k)
+        hashed.set()        # the file digests are in the memo now; the entry is not saved
+        assert release.wait(30)
+        return fp
+
+    monkeypatch.setattr(cache, "build_fingerprint", slow_build)
+    results: dict[str, Fingerprint] = {}
+
+    def load(name: str) -> None:
+        with open_source(str(m.path)) as src:
+            results[name] = fingerprint_source(src)
+
+    first = threading.Thread(target=load, args=("first",), name="first")
+    first.start()
+    assert hashed.wait(60)
+    assert hashing.memo_lookup(m.path / "model.safetensors") is not None
+    second = threading.Thread(target=load, args=("second",), name="second")
+    second.start()
+    second.join(1.0)
+    assert second.is_alive() and calls == ["first"]     # waiting, not building
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert calls == ["first"]
+    assert _content(results["second"]) == _content(results["first"])
 
 
 def test_fingerprint_file_is_a_model_reference(tmp_path: Path) -> None:
