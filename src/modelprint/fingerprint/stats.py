@@ -120,13 +120,19 @@ def _value_table(dtype: np.dtype, ubits: type[np.unsignedinteger]) -> np.ndarray
         return np.arange(n, dtype=ubits).view(dtype).astype(np.float64)
 
 
-_TABLES: dict[np.dtype, np.ndarray] = {}
+_TABLES: dict[np.dtype, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _table(dtype: np.dtype) -> np.ndarray:
+def _table(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 value of every bit pattern of ``dtype`` and the patterns that are NaN or
+    Inf (read-only, made once per dtype: every tensor's :meth:`Accumulator.result` needs them,
+    and finding the non-finite ones again was ~0.15 ms of each of SmolLM2's 272 tensors)."""
     t = _TABLES.get(dtype)
     if t is None:
-        t = _TABLES[dtype] = _value_table(dtype, _HIST_DTYPES[dtype])
+        values = _value_table(dtype, _HIST_DTYPES[dtype])
+        bad = np.flatnonzero(~np.isfinite(values))
+        values.flags.writeable = bad.flags.writeable = False
+        t = _TABLES[dtype] = (values, bad)
     return t
 
 
@@ -213,16 +219,20 @@ class Accumulator:
         """The moments so far. ``where``/``tensor`` name the culprit if a NaN/Inf was seen."""
         m = self._moments
         for dtype, hist in self._hists.items():
-            table = _table(dtype)
-            finite = np.isfinite(table)
-            self._nonfinite += int(hist[~finite].sum())
-            hist[~finite] = 0
-            nz = np.flatnonzero(hist)
+            table, bad = _table(dtype)
+            nonfinite = int(hist[bad].sum())
+            if nonfinite:
+                self._nonfinite += nonfinite
+                hist[bad] = 0
+            # the same indices as flatnonzero(hist), 5x faster (numpy's nonzero of int64 is
+            # ~120 us per 65,536 bins, of a boolean mask ~20 us)
+            nz = np.flatnonzero(hist != 0)
             if nz.size == 0:
                 continue
-            c = hist[nz].astype(np.float64)
+            counts = hist[nz]
+            c = counts.astype(np.float64)
             v = table[nz] - (self._pivot or 0.0)
-            n = int(hist[nz].sum())
+            n = int(counts.sum())
             mean = float((c * v).sum() / n)
             d = v - mean
             m = m.merge(Moments(n, mean, float((c * d * d).sum())))
