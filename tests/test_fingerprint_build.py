@@ -292,3 +292,32 @@ def test_a_library_entry_stored_before_format_3_still_knows_its_weights(tmp_path
     assert stored.tensors[0].digest == "sha256:" + "cd" * 32
     assert same_weights(fresh, stored) and not same_weights(fresh_other, stored)
     assert same_weights(fresh, fresh) and not same_weights(fresh_other, fresh)
+
+
+@pytest.mark.parametrize("kind", ["BF16", "Q8_0"])
+def test_sketches_on_the_hashing_threads_are_the_sketches_of_one_thread(
+        tmp_path: Path, kind: str) -> None:
+    """The Q/K projections run two at a time on the build's hashing threads; the sketch
+    block (values and key order, i.e. the fingerprint's bytes) is the one-thread pass's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelprint.arch import resolve
+    from modelprint.fingerprint.sketches import compute_sketches, projection_matrix
+
+    m = (make_gguf(tmp_path, "llama", kind) if kind == "Q8_0"
+         else make_model(tmp_path, "llama", dtype=kind))
+    with open_source(str(m.path)) as src:
+        arch, slots = resolve(src)
+        alone = compute_sketches(src, arch, slots)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pooled = compute_sketches(src, arch, slots, pool=pool)
+    assert json.dumps(pooled) == json.dumps(alone)
+    layers = {layer for _, layer, _ in m.roles if layer is not None}
+    assert len(alone["projection"]) == 2 * len(layers) >= 4
+    # and the projection is W^T R of the stored matrix (to float16's precision)
+    q0 = np.asarray(m.roles[("attn.q", 0, None)], dtype=np.float64)
+    want = q0.T @ projection_matrix(q0.shape[0])
+    from modelprint.fingerprint.sketches import decode
+
+    np.testing.assert_allclose(decode(pooled["projection"]["attn.q|0|-"]), want,
+                               rtol=2e-2, atol=2e-3 * float(np.abs(want).max()))

@@ -213,7 +213,8 @@ def build_fingerprint(source: ModelSource, *, progress: bool | None = None,
         try:
             stats, layer_moments, vectors, model_vectors = _stats_pass(
                 source, arch, slots, tensors, bar, releaser)
-            sketches = compute_sketches(_CountingSource(source, releaser), arch, slots)
+            sketches = compute_sketches(_CountingSource(source, releaser), arch, slots,
+                                        pool=pool)
             documents = _documents(source)
             tensor_digest = {n: job.result() for n, job in tensor_jobs.items()}
             known.update({f: job.result() for f, job in file_jobs.items()})
