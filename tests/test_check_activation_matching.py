@@ -209,7 +209,7 @@ def test_a_second_audit_reads_the_activations_from_the_cache(
     assert warm.details["forward"]["layers_from_cache"] == every
     assert _layers(warm) == _layers(cold) and warm.p_value == cold.p_value
 
-    stored = sorted((tmp_path / "activations").glob("*/layer-1.npz"))
+    stored = sorted((tmp_path / "activations").glob("*/layer-1.npy"))
     assert len(stored) == 2
     stored[0].write_bytes(stored[0].read_bytes()[:100])         # truncated on disk
     again = _run(_view(pair[0]), _view(pair[1]))
