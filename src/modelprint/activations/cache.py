@@ -143,9 +143,10 @@ class CachedRun:
         return act
 
     def _resume_point(self, layer: int) -> tuple[int, np.ndarray] | None:
-        """(next layer, residual stream) from the latest stored layer before ``layer``."""
+        """(next layer, residual stream) from the latest stored stream before ``layer`` (the
+        layers it resumes after are read from their own files)."""
         for i in range(layer - 1, -1, -1):
-            x = self._read(i, ".stream") if self._load(i) is not None else None
-            if x is not None:
+            x = self._read(i, ".stream")
+            if x is not None and x.ndim == 2:
                 return i + 1, x
         return None
