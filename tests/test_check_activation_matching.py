@@ -216,6 +216,20 @@ def test_a_second_audit_reads_the_activations_from_the_cache(
     assert _layers(again) == _layers(cold)
     assert sum(again.details["forward"]["layers_from_cache"].values()) == 2 * CONFIG.layers - 1
 
+    # a header claiming terabytes, an object array (a pickle) and a wrong shape: recomputed
+    from numpy.lib import format as npy
+
+    with stored[1].open("wb") as fh:
+        npy.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
+                                        "shape": (2, 10**6, 10**6)})
+        fh.write(b"\0" * 100)
+    np.save(stored[0], np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    layer2 = sorted((tmp_path / "activations").glob("*/layer-2.npy"))[0]
+    np.save(layer2, np.zeros((3, 4, 5), dtype=np.float32))
+    hostile = _run(_view(pair[0]), _view(pair[1]))
+    assert _layers(hostile) == _layers(cold)
+    assert sum(hostile.details["forward"]["layers_from_cache"].values()) == 2 * CONFIG.layers - 3
+
 
 def test_an_early_stopped_run_is_resumed_from_its_cached_layers(
         models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

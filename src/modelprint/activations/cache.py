@@ -87,8 +87,10 @@ class CachedRun:
             return None
         try:
             arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            return None   # damaged or foreign: recompute and overwrite
+        except (OSError, ValueError, EOFError, MemoryError):
+            # damaged or foreign (a header whose shape cannot be allocated is MemoryError):
+            # recompute and overwrite
+            return None
         return arr if isinstance(arr, np.ndarray) and arr.dtype.kind == "f" else None
 
     def _load(self, layer: int) -> LayerActivations | None:
