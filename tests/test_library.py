@@ -124,6 +124,29 @@ def test_verify_names_a_corrupt_object(tmp_path: Path, zoo: dict[str, Path],
     assert f"array {victim} does not match its digest" in capsys.readouterr().out
 
 
+def test_an_object_whose_header_claims_terabytes_is_a_one_line_error(
+        tmp_path: Path, zoo: dict[str, Path]) -> None:
+    """Reading an entry whose array header was replaced by one claiming 7 TiB names the file
+    and the cause (numpy would raise MemoryError trying to allocate it)."""
+    from numpy.lib import format as npy
+
+    from modelprint.library.store import LibraryError
+
+    lib = tmp_path / "lib"
+    _add(lib, zoo["base"])
+    library = ModelLibrary(lib)
+    name = library.entries()[0].name
+    for victim in sorted((lib / "objects").rglob("*.npy")):
+        with victim.open("wb") as fh:
+            npy.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False,
+                                            "shape": (2, 10**6, 10**6)})
+            fh.write(b"\0" * 64)
+    with pytest.raises(LibraryError) as exc:
+        library.fingerprint(name)
+    assert str(exc.value).count("\n") == 0 and "too large to allocate" in str(exc.value)
+    assert ".npy" in str(exc.value)
+
+
 def test_export_import_round_trip(tmp_path: Path, zoo: dict[str, Path]) -> None:
     lib, other = tmp_path / "lib", tmp_path / "ci-lib"
     _add(lib, zoo["base"], zoo["tuned"])

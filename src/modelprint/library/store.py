@@ -103,6 +103,10 @@ class Store:
                                      "(run `modelprint library verify`)") from None
         except ValueError as exc:  # includes "Object arrays cannot be loaded ..."
             raise LibraryError(path, f"not a plain numeric array ({exc})") from None
+        except MemoryError:        # a header claiming more than can be allocated
+            raise LibraryError(path, "not a plain numeric array (its header claims an array "
+                                     "too large to allocate; run `modelprint library "
+                                     "verify`)") from None
         if arr.dtype.str not in ALLOWED_DTYPES:
             raise LibraryError(path, f"array dtype {arr.dtype.str} is not one the library "
                                      "stores")
