@@ -302,7 +302,7 @@ def test_sketches_on_the_hashing_threads_are_the_sketches_of_one_thread(
     from concurrent.futures import ThreadPoolExecutor
 
     from modelprint.arch import resolve
-    from modelprint.fingerprint.sketches import compute_sketches, projection_matrix
+    from modelprint.fingerprint.sketches import compute_sketches, decode, projection_matrix
 
     m = (make_gguf(tmp_path, "llama", kind) if kind == "Q8_0"
          else make_model(tmp_path, "llama", dtype=kind))
@@ -317,7 +317,5 @@ def test_sketches_on_the_hashing_threads_are_the_sketches_of_one_thread(
     # and the projection is W^T R of the stored matrix (to float16's precision)
     q0 = np.asarray(m.roles[("attn.q", 0, None)], dtype=np.float64)
     want = q0.T @ projection_matrix(q0.shape[0])
-    from modelprint.fingerprint.sketches import decode
-
     np.testing.assert_allclose(decode(pooled["projection"]["attn.q|0|-"]), want,
                                rtol=2e-2, atol=2e-3 * float(np.abs(want).max()))
