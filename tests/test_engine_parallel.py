@@ -95,3 +95,17 @@ def test_a_failing_check_fails_the_pair_with_its_own_error() -> None:
     pair = engine.pair(Target("cand"), Target("ref"), checks={"a": {}, "broken": {}})
     with pytest.raises(RuntimeError, match="this check fails"):
         pair.all_evidence()
+
+
+def test_a_check_result_is_a_copy_the_caller_may_change() -> None:
+    """``check_json`` builds its dict from the evidence's fields without a deep copy of its
+    own (``json_safe`` rebuilds every container): changing the returned details leaves the
+    evidence, and the next result, as they were."""
+    engine = _engine({c.name: c for c in (_Aligner(),)})
+    pair = engine.pair(Target("cand"), Target("ref"), checks={LAYER_ALIGNER: {}})
+    first = pair.check_json(LAYER_ALIGNER)
+    first["details"]["layer_map"][0][0] = 99
+    first["details"]["alignment_trusted"] = False
+    again = pair.check_json(LAYER_ALIGNER)
+    assert again["details"] == {"alignment_trusted": True, "layer_map": [[0, 0], [1, 2]]}
+    assert pair.evidence(LAYER_ALIGNER).details["layer_map"] == [[0, 0], [1, 2]]

@@ -9,7 +9,7 @@ has none). Each check declares its ``strength``: only ``decisive`` checks can ma
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -67,6 +67,12 @@ class Evidence:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def shallow_json(self) -> dict[str, Any]:
+        """The fields as a dict that *shares* ``details`` with this evidence: for a caller
+        that copies it anyway (``engine.results.json_safe`` rebuilds every container), which
+        then skips ``asdict``'s deep copy (~10 ms of every compare's result, 12 checks)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def not_applicable(cls, check: str, strength: str, reason: str,

@@ -81,7 +81,7 @@ class Pair:
     def check_json(self, check: str) -> dict[str, Any]:
         ev = self.evidence(check)
         impl = self.engine.registry[check]
-        return json_safe({**ev.to_json(), "outcome": check_outcome(ev, self.expect).status,
+        return json_safe({**ev.shallow_json(), "outcome": check_outcome(ev, self.expect).status,
                           "description": getattr(impl, "description", ""),
                           "options": self.checks[check],
                           "seconds": round(self._timings.get(check, 0.0), 4)})
