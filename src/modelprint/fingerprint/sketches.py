@@ -103,9 +103,11 @@ def projection_matrix(out_dim: int, k: int = PROJ_DIM) -> np.ndarray:
 
 #: Columns of ``W`` converted to float64 at a time for its projection: a 7B-class Q (4096 x
 #: 4096) held whole in float64 was 128 MB beside its float32 read, and the projections now
-#: run two at a time. A multiple of every BLAS kernel's row unroll, so each output row is
-#: computed by the same kernel, over the same sums, as in one whole product: the same bits
-#: (checked on the benchmark models, BF16, GGUF Q4_0, MoE, d = 576 to 4096).
+#: run two at a time. Each output row is still one product over all of ``W``'s rows; with
+#: this numpy/OpenBLAS the blocked result had the same bits as the whole product on every
+#: case checked (the benchmark checkpoints: BF16, GGUF Q4_0, MoE, d = 576 to 4096; random
+#: float32 matrices of those shapes), while blocks of 1000 columns did not on one (3e-16).
+#: Nothing guarantees that for another BLAS; the entries are float16 either way.
 PROJ_BLOCK = 256
 
 
