@@ -115,7 +115,7 @@ def test_cold_compare_fingerprints_the_reference_alongside_with_the_same_result(
     monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(cache))
     proc = compare(a, b, "--json", tmp_path / "r.json")
     assert proc.returncode in (0, 1), proc.stderr
-    assert len(list((cache / "fingerprints").glob("*.fp.json"))) == 2
+    assert len(list((cache / "fingerprints").glob("*.fp.cache"))) == 2
     got = json.loads((tmp_path / "r.json").read_text())["pairs"][0]
     monkeypatch.setenv("MODELPRINT_CACHE_DIR", str(tmp_path / "other-cache"))
     want = Engine().pair(Target(str(a)), Target(str(b))).to_json()

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from modelprint import models
-from modelprint.fingerprint import cache, hashing
+from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint import cache, hashing, packed
 from modelprint.fingerprint.cache import fingerprint_dir, fingerprint_source
 from modelprint.fingerprint.model import Fingerprint
+from modelprint.fingerprint.packed import pack, unpack
 from modelprint.models import SourceWeights, clear_memo, load_model
 from modelprint.sources import open_source
 
@@ -40,6 +42,11 @@ class Counter:
         return self.fn(*a, **k)
 
 
+def _load_entry(path: Path) -> Fingerprint:
+    """A cache entry read and validated in full, like a fingerprint file."""
+    return cache.entry_fingerprint(path.read_bytes(), path)
+
+
 def _content(fp: Fingerprint) -> dict[str, Any]:
     data = json.loads(json.dumps(fp.to_json()))
     del data["model"]
@@ -55,7 +62,7 @@ def test_second_load_hits_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     second = load_model(m.path).fingerprint
     assert builds.calls == 1
     assert _content(first) == _content(second)
-    assert list(fingerprint_dir().glob("*.fp.json"))
+    assert list(fingerprint_dir().glob("*.fp.cache"))
 
 
 def test_memo_avoids_rehashing_until_the_file_changes(tmp_path: Path,
@@ -88,7 +95,7 @@ def test_same_content_elsewhere_shares_the_entry(tmp_path: Path,
     monkeypatch.setattr(cache, "build_fingerprint", builds)
     b = load_model(copy).fingerprint
     assert builds.calls == 0
-    assert len(list(fingerprint_dir().glob("*.fp.json"))) == 1
+    assert len(list(fingerprint_dir().glob("*.fp.cache"))) == 1
     assert _content(a) == _content(b)
     # the entry was written for the original path; the hit names the caller's reference
     assert b.model.reference == str(copy) and a.model.reference == str(m.path)
@@ -104,18 +111,18 @@ def test_different_config_is_a_different_entry(tmp_path: Path) -> None:
     (other / "config.json").write_text(json.dumps(cfg))
     load_model(m.path)
     load_model(other)
-    assert len(list(fingerprint_dir().glob("*.fp.json"))) == 2
+    assert len(list(fingerprint_dir().glob("*.fp.cache"))) == 2
 
 
 def test_damaged_entry_is_rebuilt(tmp_path: Path) -> None:
     m = make_model(tmp_path, "llama", dtype="F32")
     good = load_model(m.path).fingerprint
-    (entry,) = fingerprint_dir().glob("*.fp.json")
+    (entry,) = fingerprint_dir().glob("*.fp.cache")
     entry.write_text('{"format": "modelprint.fingerprint/1", "model"')
     clear_memo()
     again = load_model(m.path).fingerprint
     assert _content(again) == _content(good)
-    assert Fingerprint.load(entry).architecture == good.architecture
+    assert _load_entry(entry).architecture == good.architecture
 
 
 def test_only_the_bytes_the_cache_wrote_and_checked_skip_the_schema(
@@ -127,7 +134,7 @@ def test_only_the_bytes_the_cache_wrote_and_checked_skip_the_schema(
 
     m = make_model(tmp_path, "llama", dtype="F32")
     good = load_model(m.path).fingerprint
-    (entry,) = fingerprint_dir().glob("*.fp.json")
+    (entry,) = fingerprint_dir().glob("*.fp.cache")
     stamp = entry.with_name(entry.name + ".checked")
     assert stamp.read_text() == cache._digest(entry.read_bytes())
     calls: list[str] = []
@@ -136,14 +143,14 @@ def test_only_the_bytes_the_cache_wrote_and_checked_skip_the_schema(
     clear_memo()
     assert _content(load_model(m.path).fingerprint) == _content(good)
     assert calls == []                          # stamped: parsed without the schema pass
-    doc = json.loads(entry.read_text())
-    doc["architecture"]["num_layers"] = -3      # valid JSON, invalid fingerprint
-    entry.write_text(json.dumps(doc))
+    doc = unpack(entry.read_bytes(), entry)
+    doc["architecture"]["num_layers"] = -3      # a well-formed entry, an invalid fingerprint
+    entry.write_bytes(pack(doc))
     clear_memo()
     again = load_model(m.path).fingerprint     # validated in full, refused, rebuilt
     assert calls and _content(again) == _content(good)
     assert stamp.read_text() == cache._digest(entry.read_bytes())
-    assert Fingerprint.load(entry).num_layers == good.num_layers
+    assert _load_entry(entry).num_layers == good.num_layers
 
 
 _WORKER = """
@@ -167,9 +174,9 @@ def test_concurrent_processes_agree_and_leave_a_valid_entry(tmp_path: Path) -> N
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     results = {out for out, _ in outs}
     assert len(results) == 1
-    entries = list(fingerprint_dir().glob("*.fp.json"))
+    entries = list(fingerprint_dir().glob("*.fp.cache"))
     assert len(entries) == 1
-    assert json.dumps(_content(Fingerprint.load(entries[0])), sort_keys=True) == \
+    assert json.dumps(_content(_load_entry(entries[0])), sort_keys=True) == \
         results.pop().strip()
     assert not [p for p in fingerprint_dir().iterdir() if p.name.endswith(".tmp")]
 
@@ -279,3 +286,67 @@ def test_weight_reads_drop_mapped_pages_as_they_go(tmp_path: Path,
     w.rows("attn.q", 0, np.array([2]))
     w.rows("attn.q", 0, np.array([3]))
     assert releases.calls == 3
+
+
+def test_a_cached_entry_is_the_same_fingerprint_as_the_file(tmp_path: Path) -> None:
+    """The cache keeps sketches as raw float16 (no base64); read back, the fingerprint
+    exports the same ``*.fp.json`` text as the one built, and every sketch decodes to the
+    same numbers -- as fresh float64 arrays the caller may change."""
+    from modelprint.fingerprint.sketches import decode
+
+    m = make_model(tmp_path, "llama", dtype="BF16")
+    with open_source(m.path) as src:
+        built = fingerprint_source(src, use_cache=False)
+    load_model(m.path)                       # builds and saves the entry
+    clear_memo()
+    cached = load_model(m.path).fingerprint  # read back from the entry
+    assert cached.to_text() == built.to_text()
+    pairs = list(zip(packed.sketch_entries(built.sketches), packed.sketch_entries(cached.sketches),
+                     strict=True))
+    assert pairs and all(isinstance(c["values"], np.ndarray) for _, c in pairs)
+    for b, c in pairs:
+        got = decode(c)
+        assert got.dtype == np.float64 and np.array_equal(got, decode(b))
+        got[...] = 7.0
+        assert np.array_equal(decode(c), decode(b))
+
+
+def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """A cache entry's header (``values`` still as payload references) and payload."""
+    start = len(packed.MAGIC) + 8
+    size = int.from_bytes(raw[len(packed.MAGIC):start], "little")
+    return json.loads(raw[start:start + size]), raw[start + size:]
+
+
+def _join(header: dict[str, Any], body: bytes) -> bytes:
+    head = json.dumps(header).encode()
+    return packed.MAGIC + len(head).to_bytes(8, "little") + head + body
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header length", "offset", "odd length",
+                                    "base64 values"])
+def test_a_hostile_cache_entry_is_rebuilt_not_read(tmp_path: Path, damage: str) -> None:
+    """An entry whose payload references point outside the file, whose header length runs
+    past its end, or whose values are not references, is refused and rebuilt: never read out
+    of bounds, never a crash -- even with a stamp that matches its bytes."""
+    m = make_model(tmp_path, "llama", dtype="F32")
+    good = load_model(m.path).fingerprint
+    (entry,) = fingerprint_dir().glob("*.fp.cache")
+    raw = entry.read_bytes()
+    header, body = _split(raw)
+    first = next(packed.sketch_entries(header["sketches"]))
+    if damage == "truncated":
+        bad = raw[: len(raw) // 2]
+    elif damage == "header length":
+        bad = packed.MAGIC + (1 << 40).to_bytes(8, "little") + b"{}"
+    else:
+        first["values"] = {"offset": [len(body), 2], "odd length": [0, 3],
+                           "base64 values": "AAAA"}[damage]
+        bad = _join(header, body)
+    entry.write_bytes(bad)
+    entry.with_name(entry.name + ".checked").write_text(cache._digest(bad))
+    with pytest.raises(FingerprintFormatError, match=entry.name):
+        cache.entry_fingerprint(bad, entry, trusted=True)
+    clear_memo()
+    assert _content(load_model(m.path).fingerprint) == _content(good)
+    assert _load_entry(entry).num_layers == good.num_layers

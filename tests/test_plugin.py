@@ -331,7 +331,7 @@ def test_each_model_loads_once_per_session_into_the_given_cache_dir(
     assert result.ret == 0 and len(items) == 2 * (len(check_names()) + 1)  # checks + verdict
     assert sorted(calls) == sorted([f"models/{cand.name}", "models/base.fp.json",
                                     "models/other.fp.json"])
-    entries = list(cache.rglob("*.fp.json"))
+    entries = list(cache.rglob("*.fp.cache"))
     assert len(entries) == 1            # the safetensors candidate; fp.json files need none
     stamp = entries[0].stat().st_mtime_ns
     result, _, _ = run(pytester, f"--modelprint-cache-dir={cache}")

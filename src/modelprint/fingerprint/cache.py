@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING
 
 import blake3
 
-from modelprint._atomic import atomic_write_text
+from modelprint._atomic import atomic_write_bytes, atomic_write_text
 from modelprint.cachedir import cache_dir
 from modelprint.errors import FingerprintFormatError
 from modelprint.fingerprint.build import build_fingerprint, reference_kind, relative_name
 from modelprint.fingerprint.hashing import file_sha256, memo_lookup
 from modelprint.fingerprint.model import FORMAT, Fingerprint, read_capped
+from modelprint.fingerprint.packed import pack, sketches_json, unpack
 from modelprint.fingerprint.sketches import SKETCH_VERSION
 from modelprint.sources.base import ModelSource
 
@@ -66,11 +67,13 @@ def cache_key(source: ModelSource, file_sha: dict[str, str]) -> str:
 
 
 def _entry(key: str) -> Path:
-    return fingerprint_dir() / f"{key}.fp.json"
+    """The entry: ``fingerprint/packed.py``'s file form, not a ``*.fp.json`` (faster to read
+    back; ``modelprint fingerprint -o`` writes the exchange form)."""
+    return fingerprint_dir() / f"{key}.fp.cache"
 
 
 def _stamp(key: str) -> Path:
-    return fingerprint_dir() / f"{key}.fp.json.checked"
+    return fingerprint_dir() / f"{key}.fp.cache.checked"
 
 
 def _digest(raw: bytes) -> str:
@@ -79,9 +82,10 @@ def _digest(raw: bytes) -> str:
 
 def _read(key: str) -> Fingerprint | None:
     """The entry, or None. An entry whose bytes are exactly those this cache wrote and
-    checked (the BLAKE3 of them in ``<key>.fp.json.checked``) is parsed without the schema
+    checked (the BLAKE3 of them in ``<key>.fp.cache.checked``) is unpacked without the schema
     pass (~0.05 s of a warm run per model: the nesting scan and every field's check); any
-    other bytes -- damaged, or written by someone else -- get the full validation."""
+    other bytes -- damaged, or written by someone else -- are turned back into the
+    ``*.fp.json`` text and get the full validation a fingerprint file gets."""
     path = _entry(key)
     if not path.exists():
         return None
@@ -91,23 +95,36 @@ def _read(key: str) -> Fingerprint | None:
             trusted = _stamp(key).read_text(encoding="utf-8") == _digest(raw)
         except OSError:
             trusted = False
-        return Fingerprint.from_bytes(raw, path, validated=trusted)
+        return entry_fingerprint(raw, path, trusted=trusted)
     except FingerprintFormatError:
         return None  # damaged or from another version: rebuild and overwrite
 
 
+def entry_fingerprint(raw: bytes, path: str | Path, *, trusted: bool = False) -> Fingerprint:
+    """The fingerprint a cache entry's bytes hold: unpacked as they are when ``trusted``,
+    otherwise turned back into the ``*.fp.json`` text and validated like a fingerprint file.
+    Raises :class:`FingerprintFormatError`."""
+    data = unpack(raw, path)
+    if trusted:
+        return Fingerprint.from_json(data, where=str(path), validated=True)
+    data["sketches"] = sketches_json(data.get("sketches"))
+    return Fingerprint.from_bytes(json.dumps(data).encode("utf-8"), path)
+
+
 def _save(fp: Fingerprint, key: str) -> None:
-    """Write the entry and, once the parse of exactly those bytes passed the schema, stamp
-    them as checked. The text is parsed from memory, not read back from the file: the stamp
-    is the BLAKE3 of these bytes, so a file changed in between simply fails the stamp and is
-    validated in full by its reader (duplicate keys and nesting cannot come out of
-    ``json.dumps`` of the builder's dicts; the schema is what is checked)."""
+    """Write the entry and, once the JSON it packs passed the schema, stamp its bytes as
+    checked. The JSON is the parse of the ``*.fp.json`` text in memory (what a fingerprint
+    file of ``fp`` would say), not read back from the file: the stamp is the BLAKE3 of the
+    bytes written, so a file changed in between simply fails the stamp and is validated in
+    full by its reader (duplicate keys and nesting cannot come out of ``json.dumps`` of the
+    builder's dicts; the schema is what is checked)."""
     path = _entry(key)
-    text = fp.to_text()
-    atomic_write_text(path, text)
+    data = json.loads(fp.to_text())
+    raw = pack(data)
+    atomic_write_bytes(path, raw)
     try:
-        Fingerprint.from_json(json.loads(text), where=str(path))
-        atomic_write_text(_stamp(key), _digest(text.encode("utf-8")))
+        Fingerprint.from_json(data, where=str(path))
+        atomic_write_text(_stamp(key), _digest(raw))
     except (FingerprintFormatError, OSError):
         return  # unstamped: readers validate it in full
 

@@ -46,6 +46,7 @@ from typing import Any
 from modelprint._atomic import atomic_write_text
 from modelprint.arch.base import ArchInfo
 from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint.packed import sketches_json
 from modelprint.fingerprint.schema import reject_constant, validate
 from modelprint.fingerprint.sketches import SKETCH_VERSION
 from modelprint.limits import MAX_FP_BYTES, MAX_FP_DEPTH
@@ -150,7 +151,7 @@ class Fingerprint:
             "vectors": self.vectors,
             "documents": self.documents,
             "metadata": self.metadata,
-            "sketches": self.sketches,
+            "sketches": sketches_json(self.sketches),
         }
 
     @classmethod

@@ -70,9 +70,14 @@ def encode(values: np.ndarray) -> str:
 
 
 def decode(entry: dict[str, Any]) -> np.ndarray:
-    """float64 array of one sketch entry (shape from ``rows``/``cols`` or ``dims``)."""
-    raw = base64.b64decode(entry["values"])
-    arr = np.frombuffer(raw, dtype="<f2").astype(np.float64)
+    """float64 array of one sketch entry (shape from ``rows``/``cols`` or ``dims``). The
+    values are base64 float16 text (a ``*.fp.json``) or a float16 array (a cache entry read
+    back by ``fingerprint/packed.py``); a new float64 array either way."""
+    values = entry["values"]
+    if isinstance(values, np.ndarray):
+        arr = values.astype(np.float64)
+    else:
+        arr = np.frombuffer(base64.b64decode(values), dtype="<f2").astype(np.float64)
     if "dims" in entry:
         return arr.reshape(entry["dims"])
     return arr.reshape(len(entry["rows"]), len(entry["cols"]))
