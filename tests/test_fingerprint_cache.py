@@ -313,14 +313,14 @@ def test_a_cached_entry_is_the_same_fingerprint_as_the_file(tmp_path: Path) -> N
 
 def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
     """A cache entry's header (``values`` still as payload references) and payload."""
-    start = len(packed.MAGIC) + 8
+    start = len(packed.MAGIC) + packed.HEADER_LEN
     size = int.from_bytes(raw[len(packed.MAGIC):start], "little")
     return json.loads(raw[start:start + size]), raw[start + size:]
 
 
 def _join(header: dict[str, Any], body: bytes) -> bytes:
     head = json.dumps(header).encode()
-    return packed.MAGIC + len(head).to_bytes(8, "little") + head + body
+    return packed.MAGIC + len(head).to_bytes(packed.HEADER_LEN, "little") + head + body
 
 
 @pytest.mark.parametrize("damage", ["truncated", "header length", "offset", "odd length",
@@ -338,7 +338,7 @@ def test_a_hostile_cache_entry_is_rebuilt_not_read(tmp_path: Path, damage: str) 
     if damage == "truncated":
         bad = raw[: len(raw) // 2]
     elif damage == "header length":
-        bad = packed.MAGIC + (1 << 40).to_bytes(8, "little") + b"{}"
+        bad = packed.MAGIC + (1 << 40).to_bytes(packed.HEADER_LEN, "little") + b"{}"
     else:
         first["values"] = {"offset": [len(body), 2], "odd length": [0, 3],
                            "base64 values": "AAAA"}[damage]

@@ -3,8 +3,9 @@ as raw float16 bytes.
 
 A ``*.fp.json`` carries its sketches as base64 text. Reading a cached SmolLM2-size fingerprint
 back that way costs a parse of 7.5 MB of JSON (~28 ms) and a base64 decode of 6.8 M characters
-when the checks read the sketches (~28 ms), per model and per warm run: about a tenth of a warm
-``compare``. The cache is read far more often than it is written, so an entry is stored as
+when the checks read the sketches (~15-28 ms), per model and per warm run (a warm ``compare``
+of two such models measured 28-35 ms faster with this form; benchmarks/peers/RESULTS.md). The
+cache is read far more often than it is written, so an entry is stored as
 
     MAGIC | header length (8 bytes, little-endian) | header JSON | payload bytes
 
@@ -29,9 +30,11 @@ from typing import Any
 import numpy as np
 
 from modelprint.errors import FingerprintFormatError
+from modelprint.fingerprint.sketches import encode
 
 MAGIC = b"modelprint-fp-cache/1\n"
-_LEN = 8
+#: Bytes of the header length that follows :data:`MAGIC`.
+HEADER_LEN = 8
 
 
 def sketch_entries(sketches: Any) -> Iterator[dict[str, Any]]:
@@ -71,7 +74,7 @@ def pack(data: dict[str, Any]) -> bytes:
             chunks.append(raw)
             offset += len(raw)
     head = json.dumps(header, allow_nan=False, separators=(",", ":")).encode("utf-8")
-    return b"".join([MAGIC, len(head).to_bytes(_LEN, "little"), head, *chunks])
+    return b"".join([MAGIC, len(head).to_bytes(HEADER_LEN, "little"), head, *chunks])
 
 
 def _copy_sections(sketches: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def unpack(raw: bytes, where: str | Path) -> dict[str, Any]:
     """The fingerprint JSON dict of a cache file, each sketch entry's ``values`` a read-only
     float16 array viewing ``raw``. Raises :class:`FingerprintFormatError` on anything that is
     not such a file (bad magic, a header or an offset outside the file, an odd length)."""
-    start = len(MAGIC) + _LEN
+    start = len(MAGIC) + HEADER_LEN
     if not raw.startswith(MAGIC) or len(raw) < start:
         raise FingerprintFormatError(where, "not a modelprint fingerprint cache entry")
     size = int.from_bytes(raw[len(MAGIC):start], "little")
@@ -125,5 +128,5 @@ def sketches_json(sketches: Any) -> Any:
     copied = _copy_sections(sketches)
     for entry in sketch_entries(copied):
         if isinstance(entry["values"], np.ndarray):
-            entry["values"] = base64.b64encode(payload(entry["values"])).decode("ascii")
+            entry["values"] = encode(entry["values"])
     return copied
